@@ -1,0 +1,400 @@
+//! The fingerprint table: sorted 128-bit fingerprints, a top-bits bucket index, record ids.
+
+use crate::format::{align_up, read_u32, read_u64, FINGERPRINT_SIZE};
+use crate::{Error, RecordId, Result};
+
+const HEADER: usize = 64;
+
+/// The scalar shape of a table, kept by a snapshot so views are rebuilt by slicing alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TableParams {
+    count: usize,
+    bucket_bits: u32,
+    id_width: usize,
+    default_id: u32,
+}
+/// Buckets larger than this are binary searched instead of scanned.
+const LINEAR_SCAN_MAX: usize = 16;
+
+/// A read-only view of one digest kind's table inside a snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct FingerprintTable<'a> {
+    name: &'static str,
+    index: &'a [u8],
+    fingerprints: &'a [u8],
+    ids: &'a [u8],
+    count: usize,
+    bucket_bits: u32,
+    id_width: usize,
+    default_id: u32,
+}
+
+#[inline]
+fn bucket_of(fp: u128, bits: u32) -> usize {
+    if bits == 0 {
+        0
+    } else {
+        (fp >> (128 - bits)) as usize
+    }
+}
+
+impl<'a> FingerprintTable<'a> {
+    /// An empty table (for a kind the snapshot has no section for).
+    pub fn empty(name: &'static str) -> Self {
+        FingerprintTable {
+            name,
+            index: &[],
+            fingerprints: &[],
+            ids: &[],
+            count: 0,
+            bucket_bits: 0,
+            id_width: 0,
+            default_id: 0,
+        }
+    }
+
+    /// Checks the header against the section length (O(1)).
+    pub fn parse(name: &'static str, section: &'a [u8]) -> Result<Self> {
+        let count = read_u64(section, 0).ok_or_else(|| Error::malformed(name, "missing header"))?;
+        let bucket_bits = section.get(8).copied().unwrap_or(0) as u32;
+        let id_width = section.get(9).copied().unwrap_or(0) as usize;
+        let default_id = read_u32(section, 16).unwrap_or(0);
+        if section.len() < HEADER || bucket_bits > 32 || id_width > 4 {
+            return Err(Error::malformed(
+                name,
+                format!("bad header (bucket bits {bucket_bits}, id width {id_width})"),
+            ));
+        }
+        let index_len = ((1u64 << bucket_bits) + 1) * 4;
+        let fp_at = align_up(HEADER + index_len as usize) as u64;
+        let expected = count
+            .checked_mul(FINGERPRINT_SIZE as u64 + id_width as u64)
+            .and_then(|n| n.checked_add(fp_at));
+        if expected != Some(section.len() as u64) {
+            return Err(Error::malformed(
+                name,
+                format!(
+                    "{count} entries do not match a section of {} bytes",
+                    section.len()
+                ),
+            ));
+        }
+        let params = TableParams {
+            count: count as usize,
+            bucket_bits,
+            id_width,
+            default_id,
+        };
+        Ok(Self::from_params(name, section, params))
+    }
+
+    /// Rebuilds a view from parameters taken by [`FingerprintTable::parse`] of the same
+    /// section: slicing only, no validation.
+    #[inline]
+    pub(crate) fn from_params(name: &'static str, section: &'a [u8], p: TableParams) -> Self {
+        let index_len = ((1usize << p.bucket_bits) + 1) * 4;
+        let fp_at = align_up(HEADER + index_len);
+        let fp_end = fp_at + p.count * FINGERPRINT_SIZE;
+        FingerprintTable {
+            name,
+            index: section.get(HEADER..HEADER + index_len).unwrap_or(&[]),
+            fingerprints: section.get(fp_at..fp_end).unwrap_or(&[]),
+            ids: section.get(fp_end..).unwrap_or(&[]),
+            count: p.count,
+            bucket_bits: p.bucket_bits,
+            id_width: p.id_width,
+            default_id: p.default_id,
+        }
+    }
+
+    /// The parameters that [`FingerprintTable::from_params`] takes.
+    pub(crate) fn params(&self) -> TableParams {
+        TableParams {
+            count: self.count,
+            bucket_bits: self.bucket_bits,
+            id_width: self.id_width,
+            default_id: self.default_id,
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the table has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bucket index bits.
+    pub fn bucket_bits(&self) -> u32 {
+        self.bucket_bits
+    }
+
+    /// Bytes per record id.
+    pub fn id_width(&self) -> usize {
+        self.id_width
+    }
+
+    #[inline]
+    fn fingerprint_at(&self, i: usize) -> u128 {
+        match self
+            .fingerprints
+            .get(i * FINGERPRINT_SIZE..(i + 1) * FINGERPRINT_SIZE)
+        {
+            Some(b) => u128::from_be_bytes(b.try_into().unwrap_or([0; 16])),
+            None => 0,
+        }
+    }
+
+    #[inline]
+    fn id_at(&self, i: usize) -> RecordId {
+        let w = self.id_width;
+        if w == 0 {
+            return RecordId(self.default_id);
+        }
+        let mut b = [0u8; 4];
+        if let Some(src) = self.ids.get(i * w..i * w + w) {
+            b[..w].copy_from_slice(src);
+        }
+        RecordId(u32::from_le_bytes(b))
+    }
+
+    /// The range of entries in the bucket of `fp`.
+    #[inline]
+    fn bucket_range(&self, fp: u128) -> (usize, usize) {
+        let b = bucket_of(fp, self.bucket_bits);
+        let start = read_u32(self.index, b * 4).unwrap_or(0) as usize;
+        let end = read_u32(self.index, b * 4 + 4).unwrap_or(0) as usize;
+        (start, end.min(self.count))
+    }
+
+    /// Address of the bucket index entry for `fp`, for prefetching.
+    #[inline]
+    pub(crate) fn index_ptr(&self, fp: u128) -> *const u8 {
+        let at = bucket_of(fp, self.bucket_bits) * 4;
+        self.index
+            .get(at..)
+            .map_or(self.index.as_ptr(), |s| s.as_ptr())
+    }
+
+    /// Start of the bucket for `fp` and the address of its first fingerprint, for prefetching.
+    #[inline]
+    pub(crate) fn bucket_start(&self, fp: u128) -> (usize, usize, *const u8) {
+        let (start, end) = self.bucket_range(fp);
+        let at = start * FINGERPRINT_SIZE;
+        let ptr = self
+            .fingerprints
+            .get(at..)
+            .map_or(self.fingerprints.as_ptr(), |s| s.as_ptr());
+        (start, end, ptr)
+    }
+
+    /// Finds `fp` within entries `start..end`.
+    #[inline]
+    pub(crate) fn find_in(&self, fp: u128, start: usize, end: usize) -> Option<RecordId> {
+        if end <= start {
+            return None;
+        }
+        if end - start <= LINEAR_SCAN_MAX {
+            for i in start..end {
+                let f = self.fingerprint_at(i);
+                if f == fp {
+                    return Some(self.id_at(i));
+                }
+                if f > fp {
+                    return None;
+                }
+            }
+            None
+        } else {
+            let (mut lo, mut hi) = (start, end);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                match self.fingerprint_at(mid).cmp(&fp) {
+                    std::cmp::Ordering::Less => lo = mid + 1,
+                    std::cmp::Ordering::Greater => hi = mid,
+                    std::cmp::Ordering::Equal => return Some(self.id_at(mid)),
+                }
+            }
+            None
+        }
+    }
+
+    /// Looks up a fingerprint.
+    #[inline]
+    pub fn find(&self, fp: u128) -> Option<RecordId> {
+        if self.count == 0 {
+            return None;
+        }
+        let (start, end) = self.bucket_range(fp);
+        self.find_in(fp, start, end)
+    }
+
+    /// Iterates over all (fingerprint, record id) pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = (u128, RecordId)> + '_ {
+        (0..self.count).map(|i| (self.fingerprint_at(i), self.id_at(i)))
+    }
+
+    /// O(n): index monotonic and consistent with the fingerprints, fingerprints strictly
+    /// increasing, record ids below `records`.
+    pub fn verify(&self, records: u32) -> Result<()> {
+        let buckets = 1usize << self.bucket_bits;
+        let mut prev_start = 0usize;
+        for b in 0..=buckets {
+            let start = read_u32(self.index, b * 4).unwrap_or(u32::MAX) as usize;
+            if start < prev_start || start > self.count {
+                return Err(Error::malformed(
+                    self.name,
+                    format!("bucket index entry {b} out of order"),
+                ));
+            }
+            prev_start = start;
+        }
+        if read_u32(self.index, buckets * 4) != Some(self.count as u32) {
+            return Err(Error::malformed(
+                self.name,
+                "bucket index does not end at the entry count",
+            ));
+        }
+        let mut prev: Option<u128> = None;
+        let mut bucket = 0usize;
+        for i in 0..self.count {
+            let fp = self.fingerprint_at(i);
+            if prev.is_some_and(|p| p >= fp) {
+                return Err(Error::malformed(
+                    self.name,
+                    format!("fingerprint {i} out of order"),
+                ));
+            }
+            prev = Some(fp);
+            let b = bucket_of(fp, self.bucket_bits);
+            while read_u32(self.index, (bucket + 1) * 4).unwrap_or(0) as usize <= i {
+                bucket += 1;
+            }
+            if b != bucket {
+                return Err(Error::malformed(
+                    self.name,
+                    format!("fingerprint {i} in the wrong bucket"),
+                ));
+            }
+            if self.id_at(i).0 >= records {
+                return Err(Error::malformed(
+                    self.name,
+                    format!("entry {i} names a missing record"),
+                ));
+            }
+        }
+        if self.id_width == 0 && self.count > 0 && self.default_id >= records {
+            return Err(Error::malformed(
+                self.name,
+                "default record id out of range",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Writes a fingerprint table section from sorted, deduplicated entries.
+#[derive(Debug)]
+pub struct TableBuilder;
+
+impl TableBuilder {
+    /// Bucket bits for `n` entries: about four entries per bucket.
+    pub fn bucket_bits(n: usize) -> u32 {
+        if n < 8 {
+            0
+        } else {
+            ((n / 4).ilog2()).min(32)
+        }
+    }
+
+    /// The section bytes for `entries` (fingerprint, record id), which must be sorted by
+    /// fingerprint with no duplicates.
+    pub fn section(entries: &[(u128, u32)], records: u32) -> Vec<u8> {
+        let n = entries.len();
+        let bits = Self::bucket_bits(n);
+        let first = entries.first().map_or(0, |e| e.1);
+        let uniform = entries.iter().all(|e| e.1 == first);
+        let width = if uniform {
+            0
+        } else {
+            match records.saturating_sub(1) {
+                0..=0xff => 1,
+                0x100..=0xffff => 2,
+                0x1_0000..=0xff_ffff => 3,
+                _ => 4,
+            }
+        };
+        let buckets = 1usize << bits;
+        let fp_at = align_up(HEADER + (buckets + 1) * 4);
+        let mut out = Vec::with_capacity(fp_at + n * (FINGERPRINT_SIZE + width));
+        out.extend_from_slice(&(n as u64).to_le_bytes());
+        out.push(bits as u8);
+        out.push(width as u8);
+        out.resize(16, 0);
+        out.extend_from_slice(&(if uniform { first } else { 0 }).to_le_bytes());
+        out.resize(HEADER, 0);
+        let mut i = 0usize;
+        for b in 0..buckets {
+            out.extend_from_slice(&(i as u32).to_le_bytes());
+            while i < n && bucket_of(entries[i].0, bits) == b {
+                i += 1;
+            }
+        }
+        out.extend_from_slice(&(n as u32).to_le_bytes());
+        out.resize(fp_at, 0);
+        for (fp, _) in entries {
+            out.extend_from_slice(&fp.to_be_bytes());
+        }
+        if width > 0 {
+            for (_, id) in entries {
+                out.extend_from_slice(&id.to_le_bytes()[..width]);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    proptest! {
+        #[test]
+        fn agrees_with_a_hashmap(
+            keys in prop::collection::hash_map(any::<u128>(), 0u32..300, 0..2000),
+            absent in prop::collection::vec(any::<u128>(), 0..200),
+        ) {
+            let mut entries: Vec<(u128, u32)> = keys.iter().map(|(k, v)| (*k, *v)).collect();
+            entries.sort_unstable();
+            let section = TableBuilder::section(&entries, 300);
+            let table = FingerprintTable::parse("test", &section).unwrap();
+            table.verify(300).unwrap();
+            let oracle: HashMap<u128, u32> = keys;
+            for (k, v) in &oracle {
+                prop_assert_eq!(table.find(*k), Some(RecordId(*v)));
+            }
+            for k in absent {
+                prop_assert_eq!(table.find(k), oracle.get(&k).map(|v| RecordId(*v)));
+            }
+        }
+    }
+
+    #[test]
+    fn clustered_keys_fall_back_to_binary_search() {
+        // Many fingerprints sharing their top bits land in one bucket.
+        let entries: Vec<(u128, u32)> = (0..5000u128).map(|i| (i, 1)).collect();
+        let section = TableBuilder::section(&entries, 2);
+        let table = FingerprintTable::parse("test", &section).unwrap();
+        table.verify(2).unwrap();
+        assert_eq!(table.id_width(), 0);
+        for i in (0..5000u128).step_by(7) {
+            assert_eq!(table.find(i), Some(RecordId(1)));
+        }
+        assert_eq!(table.find(5000), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! The cache-line-blocked bloom filter that sits in front of every table.
+//!
+//! Every key (digest fingerprint or URL expression) is first reduced to a 64-bit
+//! [`KeyHash`]. The filter is an array of 64-byte blocks; a key selects one block from its
+//! hash's high bits and sets one bit in each of the block's eight 64-bit words (a "split
+//! block" bloom filter). A membership test is therefore one cache line read and eight
+//! independent AND/compare operations, with no branches. At 16 bits per key the false
+//! positive rate is about 0.1% (measured in this module's tests).
+//!
+//! Section layout (`filter`): `block count: u64`, `bits per key ×1000: u32`, 52 zero bytes,
+//! then the blocks.
+
+use crate::format::{read_u32, read_u64};
+use crate::{Error, Result};
+
+/// Bytes per block: one cache line.
+pub const BLOCK_BYTES: usize = 64;
+/// Filter section header size.
+pub const HEADER_BYTES: usize = 64;
+/// Default bits per key.
+pub const DEFAULT_BITS_PER_KEY: u32 = 16;
+
+/// A key's 64-bit hash, the input to the filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyHash(pub u64);
+
+/// Final mixer of MurmurHash3: a bijection on `u64` with full avalanche.
+#[inline]
+pub fn mix64(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    x
+}
+
+#[inline]
+fn block_of(hash: KeyHash, blocks: u64) -> usize {
+    ((hash.0 as u128 * blocks as u128) >> 64) as usize
+}
+
+#[inline]
+fn masks(hash: KeyHash) -> [u64; 8] {
+    // The block index uses the high bits (multiply-shift); the bit positions come from a
+    // second mix so that they are independent of the block choice.
+    let h = mix64(hash.0 ^ 0x9e37_79b9_7f4a_7c15);
+    let mut m = [0u64; 8];
+    for (i, word) in m.iter_mut().enumerate() {
+        *word = 1u64 << ((h >> (i * 6)) & 63);
+    }
+    m
+}
+
+/// A read-only view of a filter inside a snapshot.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BlockedBloom<'a> {
+    blocks: &'a [u8],
+    count: u64,
+}
+
+impl<'a> BlockedBloom<'a> {
+    /// Validates the section header against its length (O(1)).
+    pub fn parse(section: &'a [u8]) -> Result<Self> {
+        let count =
+            read_u64(section, 0).ok_or_else(|| Error::malformed("filter", "missing header"))?;
+        let _bits = read_u32(section, 8);
+        let body = section.len().saturating_sub(HEADER_BYTES) as u64;
+        if count == 0 || count.checked_mul(BLOCK_BYTES as u64) != Some(body) {
+            return Err(Error::malformed(
+                "filter",
+                format!("{count} blocks do not match a body of {body} bytes"),
+            ));
+        }
+        Ok(BlockedBloom {
+            blocks: &section[HEADER_BYTES..],
+            count,
+        })
+    }
+
+    /// Number of 64-byte blocks.
+    pub fn blocks(&self) -> u64 {
+        self.count
+    }
+
+    /// Size of the filter body in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The address of the block a hash selects, for prefetching.
+    #[inline]
+    pub fn block_ptr(&self, hash: KeyHash) -> *const u8 {
+        let at = block_of(hash, self.count) * BLOCK_BYTES;
+        self.blocks[at..].as_ptr()
+    }
+
+    /// Whether the key may be present (`false` means certainly absent).
+    #[inline]
+    pub fn may_contain(&self, hash: KeyHash) -> bool {
+        let at = block_of(hash, self.count) * BLOCK_BYTES;
+        let Some(block) = self.blocks.get(at..at + BLOCK_BYTES) else {
+            return true;
+        };
+        let m = masks(hash);
+        let mut missing = 0u64;
+        for (i, want) in m.iter().enumerate() {
+            let word = u64::from_le_bytes(block[i * 8..i * 8 + 8].try_into().unwrap_or([0xff; 8]));
+            missing |= want & !word;
+        }
+        missing == 0
+    }
+}
+
+/// Builds a filter for a known number of keys.
+#[derive(Debug)]
+pub struct BloomBuilder {
+    words: Vec<u64>,
+    count: u64,
+    bits_per_key: u32,
+}
+
+impl BloomBuilder {
+    /// A filter sized for `keys` keys at `bits_per_key`.
+    pub fn new(keys: u64, bits_per_key: u32) -> Self {
+        let bits = keys.max(1).saturating_mul(bits_per_key.max(1) as u64);
+        let count = bits.div_ceil(BLOCK_BYTES as u64 * 8).max(1);
+        BloomBuilder {
+            words: vec![0; count as usize * 8],
+            count,
+            bits_per_key,
+        }
+    }
+
+    /// Adds a key.
+    #[inline]
+    pub fn insert(&mut self, hash: KeyHash) {
+        let b = block_of(hash, self.count) * 8;
+        for (i, m) in masks(hash).iter().enumerate() {
+            self.words[b + i] |= m;
+        }
+    }
+
+    /// The section's bytes.
+    pub fn into_section(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_BYTES + self.words.len() * 8);
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&(self.bits_per_key * 1000).to_le_bytes());
+        out.resize(HEADER_BYTES, 0);
+        for w in &self.words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+}
+
+/// Hints the CPU to load the cache line at `ptr`. Never faults, whatever the address.
+#[inline(always)]
+pub fn prefetch(ptr: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    // SAFETY: `_mm_prefetch` is a hint; it never dereferences in a way that can fault, and SSE
+    // is part of the x86_64 baseline, so the target feature is always present.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(ptr.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_false_negatives_and_low_false_positive_rate() {
+        let n = 200_000u64;
+        let mut b = BloomBuilder::new(n, DEFAULT_BITS_PER_KEY);
+        for i in 0..n {
+            b.insert(KeyHash(mix64(i)));
+        }
+        let section = b.into_section();
+        let f = BlockedBloom::parse(&section).unwrap();
+        for i in 0..n {
+            assert!(f.may_contain(KeyHash(mix64(i))), "false negative for {i}");
+        }
+        let probes = 1_000_000u64;
+        let fp = (n..n + probes)
+            .filter(|i| f.may_contain(KeyHash(mix64(*i))))
+            .count();
+        let rate = fp as f64 / probes as f64;
+        // Split-block bloom at 16 bits/key: about 0.1%; allow statistical slack.
+        assert!(rate < 0.0015, "false positive rate {rate}");
+    }
+
+    #[test]
+    fn parse_rejects_bad_sizes() {
+        assert!(BlockedBloom::parse(&[]).is_err());
+        let mut s = BloomBuilder::new(10, 16).into_section();
+        s.pop();
+        assert!(BlockedBloom::parse(&s).is_err());
+        let mut s = BloomBuilder::new(10, 16).into_section();
+        s[0..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(BlockedBloom::parse(&s).is_err());
+    }
+}

@@ -1,0 +1,187 @@
+//! The on-disk snapshot format, version 1: the specification, and all byte reading.
+//!
+//! A snapshot is one immutable file. All integers are little-endian. Offsets are from the
+//! start of the file; every section starts on a 64-byte boundary (so a page-aligned mapping
+//! makes every section cache-line aligned) and padding bytes are zero.
+//!
+//! # Layout
+//!
+//! ```text
+//! header        32 bytes + 32 bytes per section + 8 bytes checksum
+//! sections      each 64-byte aligned, in the order of the section table
+//! trailer       32 bytes, the last bytes of the file
+//! ```
+//!
+//! ## Header
+//!
+//! | offset | size | field |
+//! |---:|---:|---|
+//! | 0 | 8 | magic `RPUTSNAP` |
+//! | 8 | 4 | format version (`1`) |
+//! | 12 | 4 | required-feature flags; a reader refuses any bit it does not know (none in v1) |
+//! | 16 | 4 | number of sections `n` (at most 64) |
+//! | 20 | 4 | reserved, zero |
+//! | 24 | 8 | total file length in bytes |
+//! | 32 | 32·n | section table, one entry per section (below) |
+//! | 32+32·n | 8 | xxh3-64 of header bytes `[0, 32+32·n)` |
+//!
+//! Section table entry: `kind: u32`, `flags: u32` (bit 0: required — a reader that does not
+//! know `kind` must refuse the file), `offset: u64`, `length: u64`, `checksum: u64` (xxh3-64 of
+//! the section's bytes). Each kind appears at most once. Sections may not overlap each other,
+//! the header or the trailer.
+//!
+//! ## Trailer
+//!
+//! `magic RPUTEND\0` (8), `file length: u64` (8), xxh3-128 of every byte before the trailer (16,
+//! little-endian `u128`).
+//!
+//! ## Sections
+//!
+//! | kind | name | contents |
+//! |---:|---|---|
+//! | 1 | `metadata` | JSON object: [`Metadata`] |
+//! | 2 | `filter` | blocked bloom filter over every key ([`crate::filter`]) |
+//! | 3 | `strings` | `count: u64`, `count + 1` offsets `u32`, then UTF-8 bytes; string `i` is `bytes[off[i]..off[i+1]]` |
+//! | 4 | `records` | `count: u64`, 24 zero bytes, then `count` records of 32 bytes (below) |
+//! | 16 | `md5` | fingerprint table of MD5 digests ([`crate::digest`]) |
+//! | 17 | `sha1` | fingerprint table of SHA-1 digests |
+//! | 18 | `sha256` | fingerprint table of SHA-256 digests |
+//! | 32 | `urls` | FST map (the `fst` crate's format 3) from URL expression keys ([`crate::url`]) to record ids |
+//!
+//! Record (32 bytes): `verdict: u8` (1 malicious, 2 suspicious, 3 trusted, 4 known),
+//! `confidence: u8` (0..=100, 255 none), `flags: u16` (zero), `category: u32`, `name: u32`,
+//! `source: u32` (string ids, `u32::MAX` none), `first_seen: i64`, `last_seen: i64` (Unix
+//! seconds, `i64::MIN` none). Records are sorted by content, so ids are deterministic.
+//!
+//! ## Fingerprint table (`md5`, `sha1`, `sha256`)
+//!
+//! | offset | size | field |
+//! |---:|---:|---|
+//! | 0 | 8 | entry count `n` |
+//! | 8 | 1 | bucket bits `b` (0..=32) |
+//! | 9 | 1 | record id width `w` in bytes (0..=4) |
+//! | 10 | 6 | zero |
+//! | 16 | 4 | default record id (used when `w` is 0) |
+//! | 20 | 44 | zero |
+//! | 64 | 4·(2^b+1) | bucket index: `u32` start of each bucket, then `n` |
+//! | aligned 64 | 16·n | fingerprints: the first 16 bytes of each digest, sorted as big-endian numbers, no duplicates |
+//! | after | w·n | record ids, `w`-byte little-endian, in fingerprint order |
+//!
+//! Bucket `i` holds the fingerprints whose top `b` bits equal `i`.
+//!
+//! ## Guarantees
+//!
+//! [`crate::Snapshot::open`] does O(1) work: header checksum, version, flags, section bounds
+//! (with checked arithmetic), and each section's fixed-size header against its length.
+//! [`crate::Snapshot::verify`] reads every byte: section checksums, the trailer digest, and the
+//! structural invariants (sorted fingerprints, monotonic bucket index and string offsets, record
+//! ids in range, valid UTF-8, a well-formed FST). Neither panics on any input.
+
+mod metadata;
+mod reader;
+mod tables;
+mod writer;
+
+pub use metadata::{FeedSummary, Metadata};
+pub(crate) use reader::{Layout, SectionRef};
+pub(crate) use tables::{RecordTable, StringTable};
+pub(crate) use writer::{SectionWriter, SnapshotWriter};
+
+/// The magic bytes every snapshot starts with.
+pub const MAGIC: [u8; 8] = *b"RPUTSNAP";
+/// The magic bytes of the trailer.
+pub const TRAILER_MAGIC: [u8; 8] = *b"RPUTEND\0";
+/// The format version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// Required-feature flags this build knows.
+pub const KNOWN_REQUIRED_FLAGS: u32 = 0;
+/// Size of the fixed part of the header.
+pub const HEADER_FIXED: usize = 32;
+/// Size of one section table entry.
+pub const SECTION_ENTRY: usize = 32;
+/// Size of the trailer.
+pub const TRAILER: usize = 32;
+/// Most sections a file may declare.
+pub const MAX_SECTIONS: u32 = 64;
+/// Alignment of every section.
+pub const ALIGN: usize = 64;
+/// Section flag: readers that do not know this kind must refuse the file.
+pub const SECTION_REQUIRED: u32 = 1;
+/// Size of one record.
+pub const RECORD_SIZE: usize = 32;
+/// Size of a fingerprint.
+pub const FINGERPRINT_SIZE: usize = 16;
+
+/// The kinds of section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u32)]
+pub enum SectionKind {
+    /// JSON metadata.
+    Metadata = 1,
+    /// Blocked bloom filter.
+    Filter = 2,
+    /// String table.
+    Strings = 3,
+    /// Record table.
+    Records = 4,
+    /// MD5 fingerprint table.
+    Md5 = 16,
+    /// SHA-1 fingerprint table.
+    Sha1 = 17,
+    /// SHA-256 fingerprint table.
+    Sha256 = 18,
+    /// URL/domain FST.
+    Urls = 32,
+}
+
+impl SectionKind {
+    /// All kinds this build knows.
+    pub const ALL: [SectionKind; 8] = [
+        SectionKind::Metadata,
+        SectionKind::Filter,
+        SectionKind::Strings,
+        SectionKind::Records,
+        SectionKind::Md5,
+        SectionKind::Sha1,
+        SectionKind::Sha256,
+        SectionKind::Urls,
+    ];
+
+    /// The kind for a numeric code.
+    pub fn from_code(code: u32) -> Option<SectionKind> {
+        SectionKind::ALL.into_iter().find(|k| *k as u32 == code)
+    }
+
+    /// The section's name in errors and `inspect`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SectionKind::Metadata => "metadata",
+            SectionKind::Filter => "filter",
+            SectionKind::Strings => "strings",
+            SectionKind::Records => "records",
+            SectionKind::Md5 => "md5 table",
+            SectionKind::Sha1 => "sha1 table",
+            SectionKind::Sha256 => "sha256 table",
+            SectionKind::Urls => "url fst",
+        }
+    }
+}
+
+/// Reads a little-endian `u32` at `at`, or `None` when out of bounds.
+#[inline]
+pub(crate) fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(b.try_into().ok()?))
+}
+
+/// Reads a little-endian `u64` at `at`, or `None` when out of bounds.
+#[inline]
+pub(crate) fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    let b = bytes.get(at..at.checked_add(8)?)?;
+    Some(u64::from_le_bytes(b.try_into().ok()?))
+}
+
+/// Rounds `n` up to the section alignment.
+pub(crate) fn align_up(n: usize) -> usize {
+    n.div_ceil(ALIGN) * ALIGN
+}

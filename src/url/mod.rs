@@ -1,0 +1,78 @@
+//! Web keys: canonicalization, host/path expressions, and the URL/domain FST.
+//!
+//! Every URL, whether it comes from a feed or a query, goes through [`canonicalize`], so
+//! the builder and lookups agree on one form. A canonical URL yields up to 30
+//! [`Expressions`] (host suffixes × path prefixes, as in the Safe Browsing "URLs and
+//! hashing" rules). Entries are stored as expressions too:
+//!
+//! | entry | expression | matches |
+//! |---|---|---|
+//! | domain `example.com` | `example.com/` | the host, every subdomain, every path |
+//! | URL prefix `example.com/a/` | `example.com/a/` | every URL under `/a/` on the host or its subdomains |
+//! | exact URL `http://example.com/a?x` | `example.com/a?x` | that URL (on the host or its subdomains) |
+//!
+//! In the FST an expression is keyed in reversed-host order (`com.example/a/`), so that
+//! everything under one domain is one contiguous range. The most specific match wins: the
+//! longest path expression first (full path with query, full path, longest prefix ... `/`),
+//! then within one path the longest host.
+
+mod canonical;
+mod expressions;
+mod table;
+
+pub use canonical::{canonicalize, canonicalize_host, CanonicalUrl, UrlError};
+pub use expressions::{reverse_host, Expressions, MAX_EXPRESSIONS};
+pub use table::{expression_hash, UrlTable};
+
+/// What an URL/domain entry in a feed means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EntryKind {
+    /// A host and all its subdomains.
+    Domain,
+    /// Everything under a path on a host (the path ends with `/`).
+    Prefix,
+    /// One URL.
+    Url,
+}
+
+/// Turns a feed entry into the expression it is stored under (forward host order).
+///
+/// # Errors
+///
+/// When the input cannot be canonicalized, or a prefix entry's path does not end with `/`.
+pub fn entry_expression(input: &str, kind: EntryKind) -> Result<String, UrlError> {
+    match kind {
+        EntryKind::Domain => Ok(format!("{}/", canonicalize_host(input)?)),
+        EntryKind::Prefix | EntryKind::Url => {
+            let url = canonicalize(input)?;
+            if kind == EntryKind::Prefix && !url.path.ends_with('/') {
+                return Err(UrlError::new("a URL prefix must end with '/'"));
+            }
+            Ok(url.expression())
+        }
+    }
+}
+
+/// The FST key of a forward expression `host/path?query`: labels of the host reversed.
+pub fn expression_key(expression: &str) -> Vec<u8> {
+    let (host, path) = expression.split_at(expression.find('/').unwrap_or(expression.len()));
+    let mut key = reverse_host(host).into_bytes();
+    key.extend_from_slice(path.as_bytes());
+    key
+}
+
+/// The forward expression of an FST key (inverse of [`expression_key`]).
+pub fn key_expression(key: &[u8]) -> String {
+    let text = String::from_utf8_lossy(key);
+    let (host, path) = text.split_at(text.find('/').unwrap_or(text.len()));
+    format!("{}{}", reverse_host(host), path)
+}
+
+/// How an expression counts: `domain` when it is a whole host, `url` otherwise.
+pub fn expression_type(expression: &str) -> &'static str {
+    if expression.ends_with('/') && expression.find('/') == Some(expression.len() - 1) {
+        "domain"
+    } else {
+        "url"
+    }
+}

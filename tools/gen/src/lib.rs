@@ -1,0 +1,1 @@
+//! Deterministic feed generator (placeholder while being written).
