@@ -1,32 +1,61 @@
-//! Feed readers: one parser per format, each turning lines into keys and records.
+//! Feed readers: one module per format, each turning lines (or rows) into keys and records.
 //!
-//! [`read_feed`] reads a file line by line with bounded memory (a line longer than
-//! [`MAX_LINE`] is skipped and reported, never buffered whole), hands each line to the
-//! format's parser, and adds what it yields to a [`SnapshotBuilder`]. Malformed lines are
-//! counted and the first few kept with their line numbers in the [`FeedReport`]; with
-//! `strict` the first one is an [`Error::Feed`].
+//! [`read_feed`] opens a file (plain, gzip, Zstandard or ZIP, told apart by magic bytes: see
+//! `input`), creates the format's [`LineParser`] for it, reads it line by line with bounded
+//! memory (a line longer than [`MAX_LINE`] is skipped and reported, never buffered whole),
+//! and adds what each line yields to a [`SnapshotBuilder`]. A parser is created per feed
+//! because some formats carry state from line to line: the CSV exports name their columns
+//! in a header line, and rows are read by those names. Malformed lines are counted and the
+//! first few kept with their line numbers in the [`FeedReport`]; with `strict` the first one
+//! is an [`Error::Feed`]. Nothing any input contains makes a reader panic.
 //!
-//! | format | line | default verdict |
-//! |---|---|---|
-//! | `hashes` | a hex digest (kind from its length); anything after whitespace ignored | malicious |
-//! | `md5sum`, `sha1sum`, `sha256sum` | coreutils output: `digest  name` or `digest *name` | trusted |
-//! | `domains` | one domain per line (a leading `*.` or `.` is dropped) | malicious |
-//! | `urls` | one URL per line | malicious |
-//! | `hosts` | hosts-file lines: `0.0.0.0 host [host...]` | malicious |
+//! | format | input | keys | record |
+//! |---|---|---|---|
+//! | `hashes` | a hex digest per line (kind from its length); anything after whitespace ignored | digest | feed default (malicious) |
+//! | `md5sum`, `sha1sum`, `sha256sum` | coreutils output: `digest  name` or `digest *name` | digest | feed default (trusted) |
+//! | `domains` | one domain per line (a leading `*.` or `.` is dropped) | domain | feed default (malicious) |
+//! | `urls` | one URL per line | URL | feed default (malicious) |
+//! | `hosts` | hosts-file lines: `0.0.0.0 host [host...]` | domains | feed default (malicious) |
+//! | `malwarebazaar` | MalwareBazaar CSV export or its ZIP | SHA-256, MD5, SHA-1 of a row | name = signature, category = file type, first seen |
+//! | `urlhaus` | URLhaus CSV | URL | category = threat, name = tags, first/last seen; `online_only` |
+//! | `urlhaus-hosts` | URLhaus hostfile `127.0.0.1<TAB>host` | domain | feed default (malicious) |
+//! | `threatfox` | ThreatFox IOC CSV export | hash, URL and domain IOCs | name = malware, category = threat type, confidence, first/last seen |
+//! | `nsrl` | NSRL RDS v3 SQLite database, `FILE` view | SHA-256, SHA-1, MD5 of a row | known |
+//! | `clamav` | `.hdb`/`.hsb` (malicious), `.hdu`/`.hsu` (suspicious), `.fp`/`.sfp` (trusted, override) | digest | name = signature |
+//! | `jsonl` | one JSON object per line (schema in `jsonl`) | `key`, `md5`, `sha1`, `sha256`, `url`, `domain` | every field |
+//! | `csv` | delimited text, columns named by [`CsvColumns`] or a header | as `jsonl` | as `jsonl` |
 //!
-//! Every format skips blank lines and lines starting with `#`.
+//! Every format skips blank lines and lines starting with `#`. Fields a record leaves empty
+//! (verdict, category) come from the feed ([`FeedOptions`]).
 
+mod abusech;
+mod clamav;
+mod fields;
+mod generic_csv;
+mod input;
+mod jsonl;
 mod lines;
+mod malwarebazaar;
+mod nsrl;
+mod simple;
+mod threatfox;
+mod urlhaus;
+mod values;
 
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 use std::str::FromStr;
 
+pub use clamav::{export_clamav, export_clamav_md5};
+pub use generic_csv::{Column, CsvColumns};
 pub use lines::{LineReader, MAX_LINE};
 
 use crate::build::{FeedId, FeedInfo, FeedReport, SnapshotBuilder};
 use crate::url::EntryKind;
 use crate::{Digest, DigestKind, Error, RecordSpec, Result, Verdict};
+use input::{Container, CountingReader};
+use simple::{SimpleFormat, SimpleParser};
 
 /// The feed formats this build reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,11 +74,27 @@ pub enum FeedFormat {
     Urls,
     /// A hosts file.
     Hosts,
+    /// MalwareBazaar CSV export (abuse.ch), plain or zipped.
+    MalwareBazaar,
+    /// URLhaus CSV (abuse.ch).
+    Urlhaus,
+    /// URLhaus hostfile (abuse.ch).
+    UrlhausHosts,
+    /// ThreatFox IOC CSV export (abuse.ch).
+    ThreatFox,
+    /// NSRL RDS v3 SQLite database.
+    Nsrl,
+    /// ClamAV hash signatures (`.hdb`, `.hsb`, `.hdu`, `.hsu`, `.fp`, `.sfp`).
+    Clamav,
+    /// JSON lines.
+    Jsonl,
+    /// Generic delimited text.
+    Csv,
 }
 
 impl FeedFormat {
     /// All formats.
-    pub const ALL: [FeedFormat; 7] = [
+    pub const ALL: [FeedFormat; 15] = [
         FeedFormat::Hashes,
         FeedFormat::Md5sum,
         FeedFormat::Sha1sum,
@@ -57,6 +102,14 @@ impl FeedFormat {
         FeedFormat::Domains,
         FeedFormat::Urls,
         FeedFormat::Hosts,
+        FeedFormat::MalwareBazaar,
+        FeedFormat::Urlhaus,
+        FeedFormat::UrlhausHosts,
+        FeedFormat::ThreatFox,
+        FeedFormat::Nsrl,
+        FeedFormat::Clamav,
+        FeedFormat::Jsonl,
+        FeedFormat::Csv,
     ];
 
     /// The format's name on the command line and in manifests.
@@ -69,13 +122,23 @@ impl FeedFormat {
             FeedFormat::Domains => "domains",
             FeedFormat::Urls => "urls",
             FeedFormat::Hosts => "hosts",
+            FeedFormat::MalwareBazaar => "malwarebazaar",
+            FeedFormat::Urlhaus => "urlhaus",
+            FeedFormat::UrlhausHosts => "urlhaus-hosts",
+            FeedFormat::ThreatFox => "threatfox",
+            FeedFormat::Nsrl => "nsrl",
+            FeedFormat::Clamav => "clamav",
+            FeedFormat::Jsonl => "jsonl",
+            FeedFormat::Csv => "csv",
         }
     }
 
-    /// The verdict a feed of this format has unless told otherwise.
+    /// The verdict a feed of this format has unless told otherwise. (A ClamAV allowlist,
+    /// `.fp`/`.sfp`, is trusted whatever this says; records may carry their own verdict.)
     pub fn default_verdict(self) -> Verdict {
         match self {
             FeedFormat::Md5sum | FeedFormat::Sha1sum | FeedFormat::Sha256sum => Verdict::Trusted,
+            FeedFormat::Nsrl => Verdict::Known,
             _ => Verdict::Malicious,
         }
     }
@@ -116,6 +179,10 @@ pub struct FeedOptions {
     pub r#override: bool,
     /// Whether a malformed line fails the build.
     pub strict: bool,
+    /// `urlhaus` only: keep rows whose `url_status` is `online`; the others count as skipped.
+    pub online_only: bool,
+    /// `csv` only: which columns hold what (default: a header row naming the `jsonl` fields).
+    pub columns: Option<CsvColumns>,
 }
 
 impl FeedOptions {
@@ -128,6 +195,8 @@ impl FeedOptions {
             category: None,
             r#override: false,
             strict: false,
+            online_only: false,
+            columns: None,
         }
     }
 }
@@ -144,116 +213,112 @@ pub enum Item {
 /// What a parser says of one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
-    /// Nothing to do (blank, comment).
+    /// Nothing to do (blank, comment, header).
     Skip,
-    /// Skipped on purpose (e.g. `localhost` in a hosts file).
+    /// Skipped on purpose (e.g. `localhost` in a hosts file, an IOC type not stored, an
+    /// offline URL with `online_only`); counted as skipped.
     Ignored,
     /// Keys, all with the same record (fields the record leaves empty come from the feed).
     Items(Vec<Item>, RecordSpec),
 }
 
-fn strip_comment(line: &str) -> &str {
-    line.split('#').next().unwrap_or("").trim()
+/// Why a line could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// This line is malformed; later lines may be fine.
+    Malformed(String),
+    /// The feed cannot be read at all (e.g. its header lacks a column the options name).
+    Fatal(String),
 }
 
-fn parse_digest(token: &str, expected: Option<DigestKind>) -> Result<Digest, String> {
-    let d = Digest::from_hex(token.as_bytes()).map_err(|e| format!("{token:.80}: {e}"))?;
-    match expected {
-        Some(k) if k != d.kind() => Err(format!("{} digest where {} was expected", d.kind(), k)),
-        _ => Ok(d),
+impl ParseError {
+    /// The reason.
+    pub fn reason(&self) -> &str {
+        match self {
+            ParseError::Malformed(r) | ParseError::Fatal(r) => r,
+        }
     }
 }
 
-/// Hosts that hosts files list for the machine itself, never as blocked entries.
-const HOSTS_ALLOWED: [&str; 9] = [
-    "localhost",
-    "localhost.localdomain",
-    "local",
-    "broadcasthost",
-    "ip6-localhost",
-    "ip6-loopback",
-    "ip6-localnet",
-    "ip6-allnodes",
-    "ip6-allrouters",
-];
+impl From<String> for ParseError {
+    fn from(reason: String) -> Self {
+        ParseError::Malformed(reason)
+    }
+}
 
-/// Parses one line of a feed. `line` has no line terminator.
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+/// A parser for one feed: created per feed, handed its lines in order.
+pub trait LineParser: fmt::Debug {
+    /// Parses one line; `line` has no line terminator.
+    ///
+    /// # Errors
+    ///
+    /// When the line is malformed, or the feed cannot be read at all.
+    fn parse(&mut self, line: &str) -> Result<Parsed, ParseError>;
+
+    /// Whether the feed overrides other feeds whatever the options say (ClamAV allowlists).
+    fn is_override(&self) -> bool {
+        false
+    }
+
+    /// The feed's verdict when the options give none, if the file decides it.
+    fn default_verdict(&self) -> Option<Verdict> {
+        None
+    }
+}
+
+/// Creates the parser for a feed. `path` is the feed's file name, whose extension matters
+/// to some formats (ClamAV's `.hdb` versus `.fp`).
+///
+/// # Errors
+///
+/// When the options cannot work for this format or file (a ClamAV section-hash database,
+/// CSV columns named without a header row, the `nsrl` format, which is not line based).
+pub fn line_parser(options: &FeedOptions, path: &Path) -> Result<Box<dyn LineParser>, String> {
+    Ok(match options.format {
+        FeedFormat::Hashes => Box::new(SimpleParser(SimpleFormat::Hashes)),
+        FeedFormat::Md5sum => Box::new(SimpleParser(SimpleFormat::Checksums(DigestKind::Md5))),
+        FeedFormat::Sha1sum => Box::new(SimpleParser(SimpleFormat::Checksums(DigestKind::Sha1))),
+        FeedFormat::Sha256sum => {
+            Box::new(SimpleParser(SimpleFormat::Checksums(DigestKind::Sha256)))
+        }
+        FeedFormat::Domains => Box::new(SimpleParser(SimpleFormat::Domains)),
+        FeedFormat::Urls => Box::new(SimpleParser(SimpleFormat::Urls)),
+        FeedFormat::Hosts | FeedFormat::UrlhausHosts => Box::new(SimpleParser(SimpleFormat::Hosts)),
+        FeedFormat::MalwareBazaar => Box::new(malwarebazaar::MalwareBazaarParser::new()),
+        FeedFormat::Urlhaus => Box::new(urlhaus::UrlhausParser::new(options.online_only)),
+        FeedFormat::ThreatFox => Box::new(threatfox::ThreatFoxParser::new()),
+        FeedFormat::Clamav => Box::new(clamav::ClamavParser::new(path)?),
+        FeedFormat::Jsonl => Box::new(jsonl::JsonLinesParser),
+        FeedFormat::Csv => Box::new(generic_csv::GenericCsvParser::new(options.columns.clone())?),
+        FeedFormat::Nsrl => {
+            return Err("the nsrl format reads a SQLite database, not lines".into());
+        }
+    })
+}
+
+/// Parses one line on its own, as the first line of a feed of this format with default
+/// options. Formats that need earlier lines (the CSV exports' header) report a missing
+/// header; use [`line_parser`] for those.
 ///
 /// # Errors
 ///
 /// A reason when the line is malformed.
 pub fn parse_line(format: FeedFormat, line: &str) -> Result<Parsed, String> {
-    let trimmed = line.trim();
-    if trimmed.is_empty() || trimmed.starts_with('#') {
-        return Ok(Parsed::Skip);
-    }
-    match format {
-        FeedFormat::Hashes => {
-            let token = trimmed.split_whitespace().next().unwrap_or("");
-            Ok(Parsed::Items(
-                vec![Item::Digest(parse_digest(token, None)?)],
-                RecordSpec::default(),
-            ))
-        }
-        FeedFormat::Md5sum | FeedFormat::Sha1sum | FeedFormat::Sha256sum => {
-            let kind = match format {
-                FeedFormat::Md5sum => DigestKind::Md5,
-                FeedFormat::Sha1sum => DigestKind::Sha1,
-                _ => DigestKind::Sha256,
-            };
-            // A leading backslash marks an escaped file name; the digest follows it.
-            let body = trimmed.strip_prefix('\\').unwrap_or(trimmed);
-            let (digest, rest) = body.split_at(body.find([' ', '\t']).unwrap_or(body.len()));
-            let name = rest
-                .strip_prefix(' ')
-                .map(|r| r.strip_prefix([' ', '*']).unwrap_or(r));
-            if name.is_none_or(str::is_empty) {
-                return Err(format!("expected `digest  file name`, found {trimmed:.80}"));
-            }
-            Ok(Parsed::Items(
-                vec![Item::Digest(parse_digest(digest, Some(kind))?)],
-                RecordSpec::default(),
-            ))
-        }
-        FeedFormat::Domains => {
-            let token = strip_comment(trimmed);
-            let token = token.split_whitespace().next().unwrap_or("");
-            let token = token.strip_prefix("*.").unwrap_or(token);
-            let token = token.strip_prefix('.').unwrap_or(token);
-            if token.is_empty() || token.contains(['/', '?', '@']) {
-                return Err(format!("not a domain: {token:.80}"));
-            }
-            Ok(Parsed::Items(
-                vec![Item::Web(token.to_string(), EntryKind::Domain)],
-                RecordSpec::default(),
-            ))
-        }
-        FeedFormat::Urls => {
-            let token = trimmed.split_whitespace().next().unwrap_or("");
-            Ok(Parsed::Items(
-                vec![Item::Web(token.to_string(), EntryKind::Url)],
-                RecordSpec::default(),
-            ))
-        }
-        FeedFormat::Hosts => {
-            let body = strip_comment(trimmed);
-            let mut fields = body.split_whitespace();
-            let address = fields.next().unwrap_or("");
-            if address.parse::<std::net::IpAddr>().is_err() {
-                return Err(format!("expected `address host...`, found {body:.80}"));
-            }
-            let hosts: Vec<Item> = fields
-                .filter(|h| {
-                    !HOSTS_ALLOWED.contains(&h.to_ascii_lowercase().as_str())
-                        && h.parse::<std::net::IpAddr>().is_err()
-                })
-                .map(|h| Item::Web(h.to_string(), EntryKind::Domain))
-                .collect();
-            if hosts.is_empty() {
-                return Ok(Parsed::Ignored);
-            }
-            Ok(Parsed::Items(hosts, RecordSpec::default()))
-        }
+    let mut parser = line_parser(&FeedOptions::new(format), Path::new(""))?;
+    parser.parse(line).map_err(|e| e.reason().to_string())
+}
+
+pub(crate) fn parse_digest(token: &str, expected: Option<DigestKind>) -> Result<Digest, String> {
+    let d = Digest::from_hex(token.as_bytes()).map_err(|e| format!("{token:.80}: {e}"))?;
+    match expected {
+        Some(k) if k != d.kind() => Err(format!("{} digest where {} was expected", d.kind(), k)),
+        _ => Ok(d),
     }
 }
 
@@ -266,11 +331,16 @@ pub fn source_name(path: &Path, options: &FeedOptions) -> String {
     })
 }
 
-/// Reads one feed file into `builder`. `progress` is called with the bytes read so far.
+/// Lines between progress reports.
+const PROGRESS_EVERY: u64 = 65_536;
+
+/// Reads one feed file into `builder`. `progress` is called now and then with the bytes of
+/// the file read so far (compressed bytes for a compressed file).
 ///
 /// # Errors
 ///
-/// When the file cannot be read, or (with `strict`) at the first malformed line.
+/// When the file cannot be read (including damaged compressed data), cannot be of this
+/// format, or (with `strict`) at the first malformed line.
 pub fn read_feed(
     builder: &mut SnapshotBuilder,
     path: &Path,
@@ -287,70 +357,191 @@ pub fn read_feed(
             ),
         ));
     }
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let source = source_name(path, options);
-    let verdict = options.verdict.unwrap_or(options.format.default_verdict());
-    let feed = builder.add_feed(FeedInfo {
-        source: source.clone(),
-        format: options.format.name().into(),
-        verdict,
-        category: options.category.clone(),
-        r#override: options.r#override,
-    });
-    let mut report = FeedReport {
-        source,
-        format: options.format.name().into(),
-        path: path.display().to_string(),
-        ..FeedReport::default()
-    };
-    let mut reader = LineReader::new(file);
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let container = Container::sniff(&mut file).map_err(|e| Error::io(path, e))?;
     let fail = |line: u64, reason: &str| Error::Feed {
         path: path.display().to_string(),
         line,
         reason: reason.to_string(),
     };
-    loop {
-        let bytes = reader.bytes_read();
-        let line = match reader.next_line() {
-            Ok(Some(l)) => l,
-            Ok(None) => break,
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        report.lines = line.number;
-        if line.number % 65536 == 0 {
-            progress(bytes);
+    let source = source_name(path, options);
+    let mut report = FeedReport {
+        source: source.clone(),
+        format: options.format.name().into(),
+        path: path.display().to_string(),
+        ..FeedReport::default()
+    };
+    let mut info = FeedInfo {
+        source,
+        format: options.format.name().into(),
+        verdict: options.verdict.unwrap_or(options.format.default_verdict()),
+        category: options.category.clone(),
+        r#override: options.r#override,
+    };
+
+    if options.format == FeedFormat::Nsrl {
+        if container != Container::Sqlite {
+            return Err(fail(
+                0,
+                "not a SQLite database: the nsrl format reads an NSRL RDS v3 .db file \
+                 (unpack the published ZIP first)",
+            ));
         }
-        let outcome = match line.text {
-            Err(reason) => Err(reason),
-            Ok(text) => parse_line(options.format, text),
-        };
-        match outcome {
-            Ok(Parsed::Skip) => {}
-            Ok(Parsed::Ignored) => report.skipped += 1,
-            Ok(Parsed::Items(items, record)) => {
-                for item in items {
-                    add_item(
-                        builder,
-                        feed,
-                        item,
-                        &record,
-                        &mut report,
-                        line.number,
-                        options.strict,
-                    )
-                    .map_err(|reason| fail(line.number, &reason))?;
+        if info.verdict != Verdict::Known {
+            return Err(fail(
+                0,
+                "NSRL lists software without judging it (hacking tools too): \
+                 its verdict is `known`",
+            ));
+        }
+        drop(file);
+        let feed = builder.add_feed(info);
+        let mut failure = None;
+        let rows = nsrl::read_rows(
+            path,
+            |number, outcome| {
+                let outcome = outcome.map_err(ParseError::Malformed);
+                match apply(builder, feed, &mut report, options.strict, number, outcome) {
+                    Ok(()) => true,
+                    Err((line, reason)) => {
+                        failure = Some(fail(line, &reason));
+                        false
+                    }
                 }
-            }
-            Err(reason) => {
-                if options.strict {
-                    return Err(fail(line.number, &reason));
-                }
-                report.malformed(line.number, reason);
-            }
+            },
+            progress,
+        )
+        .map_err(|reason| fail(0, &reason))?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        report.lines = rows;
+        progress(meta.len());
+        return Ok(report);
+    }
+
+    if container == Container::Sqlite {
+        return Err(fail(
+            0,
+            "a SQLite database, not a text feed (an NSRL RDS database reads with the nsrl format)",
+        ));
+    }
+    let mut parser = line_parser(options, path).map_err(|reason| fail(0, &reason))?;
+    if options.verdict.is_none() {
+        if let Some(v) = parser.default_verdict() {
+            info.verdict = v;
         }
     }
-    progress(reader.bytes_read());
+    info.r#override |= parser.is_override();
+    let feed = builder.add_feed(info);
+    let (counted, count) = CountingReader::new(file);
+    let mut feed_lines = FeedLines {
+        builder,
+        feed,
+        parser: &mut *parser,
+        report: &mut report,
+        strict: options.strict,
+        progress,
+        count: &count,
+    };
+    let outcome = match container {
+        Container::Plain => feed_lines.read(counted),
+        Container::Gzip => feed_lines.read(flate2::read::MultiGzDecoder::new(counted)),
+        Container::Zstd => match zstd::stream::read::Decoder::new(counted) {
+            Ok(decoder) => feed_lines.read(decoder),
+            Err(e) => Err((0, format!("cannot start Zstandard decoding: {e}"))),
+        },
+        Container::Zip => {
+            let mut archive = zip::ZipArchive::new(counted)
+                .map_err(|e| fail(0, &format!("not a readable ZIP archive: {e}")))?;
+            let index = input::zip_member(&archive)
+                .ok_or_else(|| fail(0, "the ZIP archive holds no file"))?;
+            let member = archive
+                .by_index(index)
+                .map_err(|e| fail(0, &format!("cannot read the ZIP member: {e}")))?;
+            feed_lines.read(member)
+        }
+        Container::Sqlite => Err((0, "unreachable: SQLite handled above".into())),
+    };
+    outcome.map_err(|(line, reason)| fail(line, &reason))?;
+    progress(count.get());
     Ok(report)
+}
+
+/// The state of reading one text feed.
+struct FeedLines<'a> {
+    builder: &'a mut SnapshotBuilder,
+    feed: FeedId,
+    parser: &'a mut dyn LineParser,
+    report: &'a mut FeedReport,
+    strict: bool,
+    progress: &'a mut dyn FnMut(u64),
+    count: &'a std::cell::Cell<u64>,
+}
+
+impl FeedLines<'_> {
+    /// Reads every line; on failure, the line number and reason.
+    fn read(&mut self, reader: impl Read) -> Result<(), (u64, String)> {
+        let mut reader = LineReader::new(reader);
+        loop {
+            let line = match reader.next_line() {
+                Ok(Some(l)) => l,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    return Err((
+                        self.report.lines + 1,
+                        format!("cannot read past line {}: {e}", self.report.lines),
+                    ))
+                }
+            };
+            self.report.lines = line.number;
+            if line.number % PROGRESS_EVERY == 0 {
+                (self.progress)(self.count.get());
+            }
+            let outcome = match line.text {
+                Err(reason) => Err(ParseError::Malformed(reason)),
+                Ok(text) => self.parser.parse(text),
+            };
+            apply(
+                self.builder,
+                self.feed,
+                self.report,
+                self.strict,
+                line.number,
+                outcome,
+            )?;
+        }
+    }
+}
+
+/// Adds what one line yielded, counting it in the report; the line number and reason when
+/// the feed must stop (a fatal error, or any error with `strict`).
+fn apply(
+    builder: &mut SnapshotBuilder,
+    feed: FeedId,
+    report: &mut FeedReport,
+    strict: bool,
+    line: u64,
+    outcome: Result<Parsed, ParseError>,
+) -> Result<(), (u64, String)> {
+    match outcome {
+        Ok(Parsed::Skip) => {}
+        Ok(Parsed::Ignored) => report.skipped += 1,
+        Ok(Parsed::Items(items, record)) => {
+            for item in items {
+                add_item(builder, feed, item, &record, report, line, strict)
+                    .map_err(|reason| (line, reason))?;
+            }
+        }
+        Err(ParseError::Fatal(reason)) => return Err((line, reason)),
+        Err(ParseError::Malformed(reason)) => {
+            if strict {
+                return Err((line, reason));
+            }
+            report.malformed(line, reason);
+        }
+    }
+    Ok(())
 }
 
 fn add_item(
@@ -442,5 +633,13 @@ mod tests {
             Ok(Parsed::Ignored)
         );
         assert!(parse_line(FeedFormat::Hosts, "ads.example.com").is_err());
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in FeedFormat::ALL {
+            assert_eq!(f.name().parse::<FeedFormat>(), Ok(f));
+        }
+        assert!("malware-bazaar".parse::<FeedFormat>().is_err());
     }
 }

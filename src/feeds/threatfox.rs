@@ -1,0 +1,66 @@
+//! ThreatFox IOC CSV exports (abuse.ch).
+//!
+//! Columns as published: `first_seen_utc, ioc_id, ioc_value, ioc_type, threat_type,
+//! fk_malware, malware_alias, malware_printable, last_seen_utc, confidence_level,
+//! is_compromised, reference, tags, anonymous, reporter`, read by the names in the `#`
+//! header line. IOCs of type `md5_hash`, `sha1_hash`, `sha256_hash`, `url` and `domain`
+//! become keys; other types (`ip:port`, ...) are skipped and counted as skipped. The
+//! record: `malware_printable` as the name, `threat_type` (`botnet_cc`, `payload_delivery`,
+//! ...) as the category, `confidence_level` as the confidence, first and last seen.
+
+use super::abusech::ColumnTable;
+use super::{parse_digest, Item, LineParser, ParseError, Parsed};
+use crate::url::EntryKind;
+use crate::{DigestKind, RecordSpec};
+
+/// Reads ThreatFox rows.
+#[derive(Debug)]
+pub(crate) struct ThreatFoxParser {
+    table: ColumnTable,
+}
+
+impl ThreatFoxParser {
+    pub(crate) fn new() -> Self {
+        ThreatFoxParser {
+            table: ColumnTable::new(&["ioc_value", "ioc_type"]),
+        }
+    }
+}
+
+impl LineParser for ThreatFoxParser {
+    fn parse(&mut self, line: &str) -> Result<Parsed, ParseError> {
+        let Some(row) = self.table.row(line)? else {
+            return Ok(Parsed::Skip);
+        };
+        let Some(value) = row.get("ioc_value") else {
+            return Err(ParseError::from("row has no ioc_value".to_string()));
+        };
+        let item = match row.raw("ioc_type").unwrap_or("") {
+            "md5_hash" => Item::Digest(parse_digest(value, Some(DigestKind::Md5))?),
+            "sha1_hash" => Item::Digest(parse_digest(value, Some(DigestKind::Sha1))?),
+            "sha256_hash" => Item::Digest(parse_digest(value, Some(DigestKind::Sha256))?),
+            "url" => Item::Web(value.to_string(), EntryKind::Url),
+            "domain" => Item::Web(value.to_string(), EntryKind::Domain),
+            "" => return Err(ParseError::from("row has no ioc_type".to_string())),
+            _ => return Ok(Parsed::Ignored),
+        };
+        let confidence = match row.get("confidence_level") {
+            None => None,
+            Some(c) => Some(
+                c.parse::<u8>()
+                    .ok()
+                    .filter(|c| *c <= 100)
+                    .ok_or_else(|| format!("confidence_level {c:.20} is not 0 to 100"))?,
+            ),
+        };
+        let record = RecordSpec {
+            name: row.string("malware_printable"),
+            category: row.string("threat_type"),
+            confidence,
+            first_seen: row.time("first_seen_utc")?,
+            last_seen: row.time("last_seen_utc")?,
+            ..RecordSpec::default()
+        };
+        Ok(Parsed::Items(vec![item], record))
+    }
+}

@@ -1,0 +1,57 @@
+//! URLhaus exports (abuse.ch): the URL database CSV and the hostfile.
+//!
+//! The CSV (`# id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter`)
+//! gives one URL entry per row: the `threat` (`malware_download`) as the category, the
+//! `tags` (`32-bit,elf,mips,Mozi`) as the name, `dateadded` as first seen and
+//! `last_online` as last seen. With [`FeedOptions::online_only`](super::FeedOptions) rows
+//! whose `url_status` is not `online` are skipped (and counted as skipped).
+//!
+//! The hostfile (`127.0.0.1<TAB>host`) gives one domain entry per line; it is read like
+//! any hosts file.
+
+use super::abusech::ColumnTable;
+use super::{Item, LineParser, ParseError, Parsed};
+use crate::url::EntryKind;
+use crate::RecordSpec;
+
+/// Reads URLhaus CSV rows.
+#[derive(Debug)]
+pub(crate) struct UrlhausParser {
+    table: ColumnTable,
+    online_only: bool,
+}
+
+impl UrlhausParser {
+    pub(crate) fn new(online_only: bool) -> Self {
+        UrlhausParser {
+            table: ColumnTable::new(&["url", "url_status"]),
+            online_only,
+        }
+    }
+}
+
+impl LineParser for UrlhausParser {
+    fn parse(&mut self, line: &str) -> Result<Parsed, ParseError> {
+        let online_only = self.online_only;
+        let Some(row) = self.table.row(line)? else {
+            return Ok(Parsed::Skip);
+        };
+        let Some(url) = row.get("url") else {
+            return Err(ParseError::from("row has no url".to_string()));
+        };
+        if online_only && row.raw("url_status") != Some("online") {
+            return Ok(Parsed::Ignored);
+        }
+        let record = RecordSpec {
+            category: row.string("threat"),
+            name: row.string("tags"),
+            first_seen: row.time("dateadded")?,
+            last_seen: row.time("last_online")?,
+            ..RecordSpec::default()
+        };
+        Ok(Parsed::Items(
+            vec![Item::Web(url.to_string(), EntryKind::Url)],
+            record,
+        ))
+    }
+}
