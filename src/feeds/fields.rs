@@ -114,10 +114,12 @@ pub(crate) fn parse_utc(text: &str) -> Result<i64, String> {
         hour = number(11..13)?;
         minute = number(14..16)?;
         second = number(17..19)?;
-        let rest = &b[19..];
-        if !rest.is_empty()
-            && !(rest[0] == b'.' && rest.len() > 1 && rest[1..].iter().all(u8::is_ascii_digit))
-        {
+        let fraction_ok = match b[19..].split_first() {
+            None => true,
+            Some((b'.', digits)) => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
+            Some(_) => false,
+        };
+        if !fraction_ok {
             return Err(bad());
         }
     }

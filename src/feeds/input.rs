@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | gzip (`.gz`) | `1f 8b` | every member, decompressed on the fly |
 //! | Zstandard (`.zst`) | `28 b5 2f fd` | every frame, decompressed on the fly |
-//! | ZIP (`.zip`) | `PK 03 04` | the first `.csv` member (else the first file), streamed |
+//! | ZIP (`.zip`) | `PK 03 04` (`PK 05 06` when empty) | the first `.csv` member (else the first file), streamed |
 //! | SQLite | `SQLite format 3\0` | only by the `nsrl` format, which queries it |
 //! | anything else | | plain text |
 //!
@@ -52,7 +52,7 @@ impl Container {
             Container::Gzip
         } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             Container::Zstd
-        } else if magic.starts_with(b"PK\x03\x04") {
+        } else if magic.starts_with(b"PK\x03\x04") || magic.starts_with(b"PK\x05\x06") {
             Container::Zip
         } else if magic.starts_with(b"SQLite format 3\0") {
             Container::Sqlite
@@ -62,18 +62,25 @@ impl Container {
     }
 }
 
-/// The lower-case extension of the file inside its compression: `daily.hdb.gz` -> `hdb`.
-pub(crate) fn inner_extension(path: &Path) -> String {
+/// The file name without a compression extension: `daily.hdb.gz` -> `daily.hdb`.
+pub(crate) fn inner_name(path: &Path) -> String {
     let name = path
         .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut name = name.as_str();
     for packed in [".gz", ".zst", ".zip"] {
-        name = name.strip_suffix(packed).unwrap_or(name);
+        let cut = name.len().saturating_sub(packed.len());
+        if cut > 0 && name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(packed) {
+            return name[..cut].to_string();
+        }
     }
-    match name.rsplit_once('.') {
-        Some((_, ext)) => ext.to_string(),
+    name
+}
+
+/// The lower-case extension of the file inside its compression: `daily.hdb.gz` -> `hdb`.
+pub(crate) fn inner_extension(path: &Path) -> String {
+    match inner_name(path).rsplit_once('.') {
+        Some((_, ext)) => ext.to_ascii_lowercase(),
         None => String::new(),
     }
 }
@@ -139,5 +146,8 @@ mod tests {
         assert_eq!(inner_extension(Path::new("full.csv.zip")), "csv");
         assert_eq!(inner_extension(Path::new("noext")), "");
         assert_eq!(inner_extension(Path::new("x.gz")), "");
+        assert_eq!(inner_name(Path::new("dir/full.csv.ZIP")), "full.csv");
+        assert_eq!(inner_name(Path::new(".gz")), ".gz");
+        assert_eq!(inner_name(Path::new("hosts")), "hosts");
     }
 }

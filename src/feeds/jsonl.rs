@@ -54,6 +54,11 @@ impl LineParser for JsonLinesParser {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             return Ok(Parsed::Skip);
         }
+        if !trimmed.starts_with('{') {
+            return Err(ParseError::from(format!(
+                "not a JSON object: {trimmed:.40}"
+            )));
+        }
         let record: JsonRecord = serde_json::from_str(trimmed).map_err(|e| {
             let mut reason = e.to_string();
             reason.truncate(200);

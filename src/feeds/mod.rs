@@ -322,11 +322,14 @@ pub(crate) fn parse_digest(token: &str, expected: Option<DigestKind>) -> Result<
     }
 }
 
-/// The feed's source name: the option, or the file's stem.
+/// The feed's source name: the option, or the file's stem without a compression
+/// extension (`full.csv.gz` -> `full`).
 pub fn source_name(path: &Path, options: &FeedOptions) -> String {
     options.source.clone().unwrap_or_else(|| {
-        path.file_stem()
+        Path::new(&input::inner_name(path))
+            .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
             .unwrap_or_else(|| options.format.name().to_string())
     })
 }

@@ -1,0 +1,2 @@
+acbb30f1b7e779dd4f8ac4ed7a40c4b0:4096:known-good-installer.txt
+2c913994dac5cf1cfca60f2fa2fd78a4:8192:vendor-tool.exe
