@@ -142,6 +142,7 @@ pub struct FeedLines {
     generator: Generator,
     remaining: u64,
     written: u64,
+    batches: u64,
     pending: VecDeque<FeedLine>,
 }
 
@@ -191,6 +192,7 @@ pub fn lines(format: Format, records: u64, seed: u64) -> FeedLines {
         generator: Generator::new(seed ^ format.stream()),
         remaining: records,
         written: 0,
+        batches: 1,
         pending,
     }
 }
@@ -203,10 +205,11 @@ impl FeedLines {
         match self.format {
             Format::Hashes => {
                 if n > 0 && g.below(60) == 0 {
+                    self.batches += 1;
                     let category = g.category();
                     self.pending.push_back(FeedLine::other(format!(
                         "# batch {}: {category} samples",
-                        n / 50 + 1
+                        self.batches
                     )));
                 } else if n > 0 && g.below(80) == 0 {
                     self.pending.push_back(FeedLine::other(""));
