@@ -214,18 +214,14 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             t.verify(v.records.len())?;
         }
         if let Some(s) = &self.sections.urls {
-            let map = fst::Map::new(&bytes[s.range()])
-                .map_err(|e| Error::malformed("url fst", e.to_string()))?;
-            map.as_fst()
-                .verify()
-                .map_err(|e| Error::malformed("url fst", e.to_string()))?;
-            let records = v.records.len() as u64;
-            let mut stream = map.stream();
-            while let Some((_, id)) = fst::Streamer::next(&mut stream) {
-                if id >= records {
+            let fst_bytes = &bytes[s.range()];
+            UrlTable::check(fst_bytes)?;
+            let records = v.records.len();
+            for (key, id) in UrlTable::new(fst_bytes).entries()? {
+                if id.0 >= records {
                     return Err(Error::malformed(
                         "url fst",
-                        format!("names missing record {id}"),
+                        format!("{} names missing record {}", key_expression(&key), id.0),
                     ));
                 }
             }
@@ -344,13 +340,19 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         let bytes = &self.data.as_ref()[s.range()];
         let ok = *self
             .urls_checked
-            .get_or_init(|| xxh3_64(bytes) == s.checksum);
+            .get_or_init(|| xxh3_64(bytes) == s.checksum && UrlTable::check(bytes).is_ok());
         if !ok {
-            return Err(Error::Checksum {
-                section: SectionKind::Urls.name(),
-                expected: s.checksum,
-                found: xxh3_64(bytes),
-            });
+            let found = xxh3_64(bytes);
+            if found != s.checksum {
+                return Err(Error::Checksum {
+                    section: SectionKind::Urls.name(),
+                    expected: s.checksum,
+                    found,
+                });
+            }
+            return Err(UrlTable::check(bytes)
+                .err()
+                .unwrap_or_else(|| Error::malformed("url fst", "failed its check")));
         }
         Ok(Some(UrlTable::new(bytes)))
     }
@@ -408,14 +410,13 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     ///
     /// When the URL section is damaged.
     pub fn url_entries(&self) -> Result<Vec<(String, RecordId)>> {
-        Ok(self
-            .url_table()?
-            .map(|t| {
-                t.entries()
-                    .into_iter()
-                    .map(|(k, id)| (key_expression(&k), id))
-                    .collect()
-            })
-            .unwrap_or_default())
+        let Some(table) = self.url_table()? else {
+            return Ok(Vec::new());
+        };
+        Ok(table
+            .entries()?
+            .into_iter()
+            .map(|(k, id)| (key_expression(&k), id))
+            .collect())
     }
 }

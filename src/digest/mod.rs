@@ -33,7 +33,7 @@ impl DigestKind {
     pub const ALL: [DigestKind; 3] = [DigestKind::Md5, DigestKind::Sha1, DigestKind::Sha256];
 
     /// Length in bytes.
-    pub const fn len(self) -> usize {
+    pub const fn byte_len(self) -> usize {
         match self {
             DigestKind::Md5 => 16,
             DigestKind::Sha1 => 20,
@@ -152,12 +152,12 @@ impl Digest {
 
     /// The digest's bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.kind.len()]
+        &self.bytes[..self.kind.byte_len()]
     }
 
     /// Lower-case hex.
     pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(self.kind.len() * 2);
+        let mut s = String::with_capacity(self.kind.byte_len() * 2);
         for b in self.as_bytes() {
             s.push(char::from(b"0123456789abcdef"[(b >> 4) as usize]));
             s.push(char::from(b"0123456789abcdef"[(b & 15) as usize]));

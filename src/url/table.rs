@@ -1,16 +1,62 @@
 //! The URL/domain FST: expression keys (reversed host order) to record ids.
+//!
+//! The `fst` crate trusts its input: a damaged FST can panic inside it, and a cyclic forged
+//! one could make a full traversal run forever. So the snapshot hands these bytes to `fst`
+//! only after their section checksum and the FST's own CRC have passed, every call into
+//! `fst` is wrapped in `catch_unwind`, and traversals are bounded by an automaton that stops
+//! at the longest possible key and at a step budget.
 
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use fst::{Automaton, IntoStreamer, Streamer};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::filter::KeyHash;
-use crate::RecordId;
+use crate::url::canonical::MAX_URL_LEN;
+use crate::{Error, RecordId, Result};
 
 const URL_SEED: u64 = 0x7572_6c5f_6578_7072;
+/// No stored key is longer than this (a canonical URL plus escaping headroom).
+const MAX_KEY_LEN: usize = MAX_URL_LEN * 3 + 64;
 
 /// The filter hash of an expression key.
 #[inline]
 pub fn expression_hash(key: &[u8]) -> KeyHash {
     KeyHash(xxh3_64_with_seed(key, URL_SEED))
+}
+
+/// Runs `f`, turning a panic inside the `fst` crate into `None`.
+fn guard<T>(f: impl FnOnce() -> T) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(f)).ok()
+}
+
+/// Accepts every key, but prunes paths longer than any stored key could be and stops
+/// exploring once a step budget is spent.
+struct Bounded {
+    steps: Cell<u64>,
+    budget: u64,
+}
+
+impl Automaton for Bounded {
+    type State = usize;
+
+    fn start(&self) -> usize {
+        0
+    }
+
+    fn is_match(&self, _: &usize) -> bool {
+        true
+    }
+
+    fn can_match(&self, depth: &usize) -> bool {
+        *depth <= MAX_KEY_LEN && self.steps.get() < self.budget
+    }
+
+    fn accept(&self, depth: &usize, _: u8) -> usize {
+        self.steps.set(self.steps.get() + 1);
+        depth + 1
+    }
 }
 
 /// A view of the FST section. Only ever built over bytes that passed their checksum.
@@ -20,27 +66,36 @@ pub struct UrlTable<'a> {
 }
 
 impl<'a> UrlTable<'a> {
-    /// Wraps FST bytes whose checksum has been verified.
+    /// Wraps FST bytes whose section checksum has been verified.
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
         UrlTable { bytes }
     }
 
-    fn map(&self) -> Option<fst::Map<&'a [u8]>> {
-        fst::Map::new(self.bytes).ok()
+    /// Checks the FST's own header and CRC.
+    pub(crate) fn check(bytes: &[u8]) -> Result<()> {
+        let malformed = |e: String| Error::malformed("url fst", e);
+        guard(|| {
+            let map = fst::Map::new(bytes).map_err(|e| malformed(e.to_string()))?;
+            map.as_fst().verify().map_err(|e| malformed(e.to_string()))
+        })
+        .unwrap_or_else(|| Err(malformed("unreadable FST".into())))
     }
 
-    /// The record id stored under `key`, catching any panic inside the `fst` crate (which
-    /// does not validate its input) so a forged section cannot take the caller down.
+    fn map(&self) -> Option<fst::Map<&'a [u8]>> {
+        guard(|| fst::Map::new(self.bytes).ok()).flatten()
+    }
+
+    /// The record id stored under `key`.
+    #[inline]
     pub fn get(&self, key: &[u8]) -> Option<RecordId> {
         let map = self.map()?;
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map.get(key)))
-            .ok()
+        guard(|| map.get(key))
             .flatten()
             .and_then(|v| u32::try_from(v).ok())
             .map(RecordId)
     }
 
-    /// Number of entries.
+    /// Number of entries, as the FST declares it.
     pub fn len(&self) -> usize {
         self.map().map_or(0, |m| m.len())
     }
@@ -51,16 +106,44 @@ impl<'a> UrlTable<'a> {
     }
 
     /// Every (key, record id), in key order.
-    pub fn entries(&self) -> Vec<(Vec<u8>, RecordId)> {
-        use fst::Streamer;
+    ///
+    /// # Errors
+    ///
+    /// When the FST is inconsistent: a panic inside `fst`, more entries than it declares,
+    /// or a traversal that exceeds its budget.
+    pub fn entries(&self) -> Result<Vec<(Vec<u8>, RecordId)>> {
+        let malformed = |e: &str| Error::malformed("url fst", e);
         let Some(map) = self.map() else {
-            return Vec::new();
+            return Err(malformed("unreadable FST"));
         };
-        let mut out = Vec::new();
-        let mut stream = map.stream();
-        while let Some((k, v)) = stream.next() {
-            out.push((k.to_vec(), RecordId(v as u32)));
+        let declared = map.len();
+        // A valid FST's traversal visits each key's bytes once: budget generously above that.
+        let budget = (declared as u64 + 1)
+            .saturating_mul(MAX_KEY_LEN as u64)
+            .min(1 << 40);
+        let automaton = Bounded {
+            steps: Cell::new(0),
+            budget,
+        };
+        let result = guard(|| {
+            let mut out = Vec::with_capacity(declared.min(1 << 24));
+            let mut stream = map.search(&automaton).into_stream();
+            while let Some((k, v)) = stream.next() {
+                if out.len() >= declared {
+                    return Err(malformed("more entries than the FST declares"));
+                }
+                let id = u32::try_from(v).map_err(|_| malformed("record id out of range"))?;
+                out.push((k.to_vec(), RecordId(id)));
+            }
+            Ok(out)
+        });
+        let out = result.unwrap_or_else(|| Err(malformed("unreadable FST")))?;
+        if automaton.steps.get() >= budget {
+            return Err(malformed("traversal exceeded its budget (cyclic FST?)"));
         }
-        out
+        if out.len() != declared {
+            return Err(malformed("fewer entries than the FST declares"));
+        }
+        Ok(out)
     }
 }

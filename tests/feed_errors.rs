@@ -1,0 +1,78 @@
+//! Malformed feed input is counted and reported with path and line, never a panic;
+//! `strict` turns the first malformed line into an error.
+
+use std::path::Path;
+
+use repute::feeds::{read_feed, FeedFormat, FeedOptions};
+use repute::{Error, Snapshot, SnapshotBuilder};
+
+fn read(path: &Path, format: FeedFormat, strict: bool) -> repute::Result<repute::FeedReport> {
+    let mut builder = SnapshotBuilder::new();
+    let mut options = FeedOptions::new(format);
+    options.strict = strict;
+    read_feed(&mut builder, path, &options, &mut |_| {})
+}
+
+#[test]
+fn malformed_lines_are_counted_with_line_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.txt");
+    let mut text = Vec::new();
+    text.extend_from_slice(b"44d88612fea8a8f36de82e1278abb02f\n"); // 1 ok
+    text.extend_from_slice(b"zz d88612fea8a8f36de82e1278abb02f\n"); // 2 wrong length token
+    text.extend_from_slice(b"g4d88612fea8a8f36de82e1278abb02f\n"); // 3 non-hex
+    text.extend_from_slice(b"44d88612fea8a8f36de82e1278abb02f00\n"); // 4 wrong length
+    text.extend_from_slice(b"\xff\xfe invalid utf-8\n"); // 5
+    text.extend(std::iter::repeat_n(b'a', 200_000)); // 6 overlong
+    text.extend_from_slice(b"\n# comment\n\n"); // 7, 8
+    text.extend_from_slice(b"3395856ce81f2b7382dee72602f798b642f14140"); // 9 ok, no newline
+    std::fs::write(&path, &text).unwrap();
+
+    let report = read(&path, FeedFormat::Hashes, false).unwrap();
+    assert_eq!(report.lines, 9);
+    assert_eq!(report.keys, 2);
+    assert_eq!(report.malformed, 5);
+    let lines: Vec<u64> = report.errors.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, vec![2, 3, 4, 5, 6]);
+    assert!(report.errors[1].1.contains("not a hex digit"), "{:?}", report.errors);
+    assert!(report.errors[3].1.contains("UTF-8"), "{:?}", report.errors);
+    assert!(report.errors[4].1.contains("longer than"), "{:?}", report.errors);
+
+    match read(&path, FeedFormat::Hashes, true) {
+        Err(Error::Feed { path: p, line: 2, .. }) => assert!(p.ends_with("mixed.txt")),
+        other => panic!("expected a feed error at line 2, got {other:?}"),
+    }
+}
+
+#[test]
+fn empty_missing_and_directory_feeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, b"").unwrap();
+    let report = read(&empty, FeedFormat::Domains, false).unwrap();
+    assert_eq!((report.lines, report.keys, report.malformed), (0, 0, 0));
+
+    let err = read(&dir.path().join("missing.txt"), FeedFormat::Hashes, false).unwrap_err();
+    assert!(err.to_string().contains("missing.txt"), "{err}");
+    let err = read(dir.path(), FeedFormat::Hashes, false).unwrap_err();
+    assert!(err.to_string().contains("directory"), "{err}");
+}
+
+#[test]
+fn bad_web_entries_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("urls.txt");
+    std::fs::write(&path, "http://ok.example/a\nhttp:///nohost\nhttp://[::1/\n").unwrap();
+    let report = read(&path, FeedFormat::Urls, false).unwrap();
+    assert_eq!(report.keys, 1);
+    assert_eq!(report.malformed, 2);
+    assert_eq!(report.errors[0].0, 2);
+}
+
+#[test]
+fn snapshot_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Snapshot<Vec<u8>>>();
+    assert_send_sync::<Snapshot<memmap2::Mmap>>();
+    assert_send_sync::<Snapshot<&'static [u8]>>();
+}

@@ -1,0 +1,162 @@
+//! `repute inspect`: what a snapshot holds and how big it is.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use repute::{DigestKind, Metadata};
+use serde::Serialize;
+
+use crate::{iso8601, open_snapshot, Outcome};
+
+/// Show a snapshot's version, build information, sections, and counts of keys per kind,
+/// verdict and feed, with the bytes each key costs.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The snapshot file.
+    snapshot: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = InspectFormat::Text)]
+    format: InspectFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum InspectFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Serialize)]
+struct Section {
+    name: &'static str,
+    offset: u64,
+    bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Inspection {
+    path: String,
+    format_version: u32,
+    file_bytes: u64,
+    metadata: Metadata,
+    sections: Vec<Section>,
+    /// Bytes per entry of each digest table (fingerprint, record id and bucket index).
+    digest_table_bytes_per_key: BTreeMap<String, f64>,
+    /// Bytes of the whole file per key.
+    file_bytes_per_key: f64,
+    filter_bits_per_key: f64,
+}
+
+pub fn run(args: InspectArgs) -> Result<Outcome> {
+    let snapshot = open_snapshot(&args.snapshot)?;
+    let metadata = snapshot.metadata()?;
+    let sections: Vec<Section> = snapshot
+        .sections()
+        .into_iter()
+        .map(|(name, offset, bytes)| Section {
+            name,
+            offset,
+            bytes,
+        })
+        .collect();
+    let mut per_key = BTreeMap::new();
+    for kind in DigestKind::ALL {
+        let table = snapshot.digest_table(kind);
+        let name = format!("{} table", kind.as_str());
+        if let Some(s) = sections.iter().find(|s| s.name == name) {
+            if !table.is_empty() {
+                per_key.insert(
+                    kind.as_str().to_string(),
+                    s.bytes as f64 / table.len() as f64,
+                );
+            }
+        }
+    }
+    let total_keys: u64 = metadata.keys.values().sum();
+    let file_bytes = snapshot.as_bytes().len() as u64;
+    let inspection = Inspection {
+        path: args.snapshot.display().to_string(),
+        format_version: repute::format::VERSION,
+        file_bytes,
+        digest_table_bytes_per_key: per_key,
+        file_bytes_per_key: if total_keys > 0 {
+            file_bytes as f64 / total_keys as f64
+        } else {
+            0.0
+        },
+        filter_bits_per_key: if total_keys > 0 {
+            snapshot.filter_bytes() as f64 * 8.0 / total_keys as f64
+        } else {
+            0.0
+        },
+        sections,
+        metadata,
+    };
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        InspectFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &inspection)?;
+            writeln!(out)?;
+        }
+        InspectFormat::Text => print_text(&mut out, &inspection)?,
+    }
+    Ok(Outcome::Clean)
+}
+
+fn print_text(out: &mut impl Write, i: &Inspection) -> Result<()> {
+    let m = &i.metadata;
+    writeln!(out, "snapshot     {}", i.path)?;
+    writeln!(
+        out,
+        "format       version {}, {} bytes",
+        i.format_version, i.file_bytes
+    )?;
+    writeln!(out, "generator    {}", m.generator)?;
+    writeln!(out, "created      {} ({})", iso8601(m.created), m.created)?;
+    if let Some(e) = m.expires {
+        writeln!(out, "expires      {} ({e})", iso8601(e))?;
+    }
+    writeln!(out, "sequence     {}", m.sequence)?;
+    writeln!(out, "records      {}", m.records)?;
+    writeln!(out, "keys")?;
+    for (kind, n) in &m.keys {
+        let extra = i
+            .digest_table_bytes_per_key
+            .get(kind)
+            .map(|b| format!("  ({b:.2} bytes/key in its table)"))
+            .unwrap_or_default();
+        writeln!(out, "  {kind:<10} {n:>12}{extra}")?;
+    }
+    writeln!(out, "verdicts")?;
+    for (v, n) in &m.verdicts {
+        writeln!(out, "  {v:<10} {n:>12}")?;
+    }
+    writeln!(out, "feeds")?;
+    for f in &m.feeds {
+        writeln!(
+            out,
+            "  {:<24} {:<10} {:<10} {:>12} keys{}",
+            f.source,
+            f.format,
+            f.verdict,
+            f.keys,
+            if f.r#override { "  (override)" } else { "" }
+        )?;
+    }
+    writeln!(out, "sections")?;
+    for s in &i.sections {
+        writeln!(
+            out,
+            "  {:<14} {:>14} bytes at {}",
+            s.name, s.bytes, s.offset
+        )?;
+    }
+    writeln!(
+        out,
+        "size         {:.2} bytes/key overall, filter {:.1} bits/key",
+        i.file_bytes_per_key, i.filter_bits_per_key
+    )?;
+    Ok(())
+}

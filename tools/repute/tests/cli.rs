@@ -1,0 +1,402 @@
+//! The CLI contract, driving the real `repute` binary in a temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const EICAR_MD5: &str = "44d88612fea8a8f36de82e1278abb02f";
+const EICAR_SHA1: &str = "3395856ce81f2b7382dee72602f798b642f14140";
+const EICAR_SHA256: &str = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f";
+
+fn repute() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_repute"))
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    repute()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run repute")
+}
+
+fn run_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = repute()
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes one small feed of every format and returns the directory.
+fn feeds() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("bad.txt"),
+        format!(
+            "# malware\n{EICAR_MD5}\n{EICAR_SHA1} eicar\n\n{}\nnot-hex\n",
+            EICAR_SHA256.to_uppercase()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("good.md5"),
+        "d41d8cd98f00b204e9800998ecf8427e  empty.txt\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("good.sha1"),
+        "da39a3ee5e6b4b0d3255bfef95601890afd80709 *empty.txt\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("good.sha256"),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  empty.txt\r\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("domains.txt"), "malware.example.com\n*.phish.test\n").unwrap();
+    std::fs::write(p.join("urls.txt"), "http://evil.example.net/payload.exe\n").unwrap();
+    std::fs::write(
+        p.join("hosts"),
+        "127.0.0.1 localhost\n0.0.0.0 ads.tracker.test # ads\n::1 ip6-localhost\n",
+    )
+    .unwrap();
+    dir
+}
+
+const ALL_FEEDS: [&str; 7] = [
+    "hashes::bad.txt",
+    "md5sum::good.md5",
+    "sha1sum::good.sha1",
+    "sha256sum::good.sha256",
+    "domains:suspicious:domains.txt",
+    "urls::urls.txt",
+    "hosts::hosts",
+];
+
+fn build_all(dir: &Path, out: &str) -> Output {
+    let mut args = vec!["build", "-o", out, "--created", "1700000000"];
+    for f in ALL_FEEDS {
+        args.push("--feed");
+        args.push(f);
+    }
+    run(dir, &args)
+}
+
+#[test]
+fn build_from_every_format_and_look_up() {
+    let dir = feeds();
+    let p = dir.path();
+    let o = build_all(p, "all.snap");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = stderr(&o);
+    assert!(
+        report.contains("bad.txt:6: not-hex"),
+        "malformed line reported with its number: {report}"
+    );
+
+    let cases = [
+        (EICAR_MD5, "malicious", "md5"),
+        (EICAR_SHA1, "malicious", "sha1"),
+        (EICAR_SHA256, "malicious", "sha256"),
+        ("D41D8CD98F00B204E9800998ECF8427E", "trusted", "md5"),
+        (
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+            "trusted",
+            "sha1",
+        ),
+        (
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "trusted",
+            "sha256",
+        ),
+        ("http://a.b.malware.example.com/x?y", "suspicious", "url"),
+        ("login.phish.test", "suspicious", "domain"),
+        ("http://evil.example.net/payload.exe", "malicious", "url"),
+        ("http://evil.example.net/other.exe", "unknown", "url"),
+        ("ads.tracker.test", "malicious", "domain"),
+        ("localhost", "unknown", "domain"),
+        ("example.org", "unknown", "domain"),
+    ];
+    for (q, verdict, kind) in cases {
+        let o = run(p, &["lookup", "all.snap", "--format", "jsonl", q]);
+        let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(line["query"], q);
+        assert_eq!(line["verdict"], verdict, "{q}");
+        assert_eq!(line["type"], kind, "{q}");
+        let expected_code = if verdict == "malicious" { 1 } else { 0 };
+        assert_eq!(o.status.code(), Some(expected_code), "{q}");
+        if verdict != "unknown" {
+            assert!(line["matched"].is_string());
+            assert!(line["source"].is_string());
+        }
+    }
+}
+
+#[test]
+fn lookup_exit_codes_stdin_and_errors() {
+    let dir = feeds();
+    let p = dir.path();
+    assert!(build_all(p, "all.snap").status.success());
+
+    let o = run(p, &["lookup", "all.snap", "example.org"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("example.org\tunknown\tdomain"));
+
+    // Queries from standard input; an invalid one gets its own line and does not stop the rest.
+    let input = format!("{EICAR_MD5}\nhttp://\n\nexample.org\n");
+    let o = run_stdin(p, &["lookup", "all.snap", "--format", "jsonl"], &input);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an error wins over a malicious find"
+    );
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["verdict"], "malicious");
+    assert!(lines[1]["error"].as_str().unwrap().contains("no host"));
+    assert_eq!(lines[2]["verdict"], "unknown");
+
+    let o = run(p, &["lookup", "missing.snap", EICAR_MD5]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing.snap"), "{}", stderr(&o));
+}
+
+#[test]
+fn inspect_and_verify() {
+    let dir = feeds();
+    let p = dir.path();
+    assert!(build_all(p, "all.snap").status.success());
+    let o = run(p, &["inspect", "all.snap", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["metadata"]["created"], 1_700_000_000);
+    assert_eq!(v["metadata"]["keys"]["md5"], 2);
+    assert_eq!(v["metadata"]["keys"]["sha256"], 2);
+    assert_eq!(v["metadata"]["keys"]["domain"], 3);
+    assert_eq!(v["metadata"]["keys"]["url"], 1);
+    assert_eq!(v["metadata"]["feeds"].as_array().unwrap().len(), 7);
+    let o = run(p, &["inspect", "all.snap"]);
+    assert!(stdout(&o).contains("sha256 table"));
+
+    let o = run(p, &["verify", "all.snap"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // Damage one byte in the middle of the file: verify names what is damaged.
+    let mut bytes = std::fs::read(p.join("all.snap")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(p.join("damaged.snap"), &bytes).unwrap();
+    let o = run(p, &["verify", "damaged.snap"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("checksum mismatch in"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Truncated.
+    let bytes = std::fs::read(p.join("all.snap")).unwrap();
+    std::fs::write(p.join("short.snap"), &bytes[..bytes.len() - 100]).unwrap();
+    let o = run(p, &["verify", "short.snap"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
+    let o = run(p, &["lookup", "short.snap", EICAR_MD5]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn builds_are_deterministic_and_order_independent() {
+    let dir = feeds();
+    let p = dir.path();
+    assert!(build_all(p, "a.snap").status.success());
+    let mut args = vec!["build", "-o", "b.snap", "--created", "1700000000"];
+    for f in ALL_FEEDS.iter().rev() {
+        args.push("--feed");
+        args.push(f);
+    }
+    assert!(run(p, &args).status.success());
+    assert_eq!(
+        std::fs::read(p.join("a.snap")).unwrap(),
+        std::fs::read(p.join("b.snap")).unwrap()
+    );
+}
+
+#[test]
+fn strict_and_failed_builds_leave_nothing_behind() {
+    let dir = feeds();
+    let p = dir.path();
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "out.snap",
+            "--strict",
+            "--feed",
+            "hashes::bad.txt",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.txt:6"), "{}", stderr(&o));
+    assert!(!p.join("out.snap").exists());
+
+    let o = run(
+        p,
+        &["build", "-o", "out.snap", "--feed", "hashes::missing.txt"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing.txt"), "{}", stderr(&o));
+    assert!(!p.join("out.snap").exists());
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(p)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    for bad in ["hashes:bad.txt", "nope::bad.txt", "hashes:evil:bad.txt"] {
+        let o = run(p, &["build", "-o", "out.snap", "--feed", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+    }
+    let o = run(p, &["build", "-o", "out.snap"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no feeds"));
+}
+
+#[test]
+fn manifest_with_override_and_json_report() {
+    let dir = feeds();
+    let p = dir.path();
+    std::fs::write(p.join("fp.txt"), format!("{EICAR_MD5}\n")).unwrap();
+    std::fs::write(
+        p.join("feeds.toml"),
+        r#"
+[[feed]]
+format = "hashes"
+path = "bad.txt"
+category = "test-file"
+
+[[feed]]
+format = "hashes"
+path = "fp.txt"
+verdict = "trusted"
+source = "false-positives"
+override = true
+"#,
+    )
+    .unwrap();
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "m.snap",
+            "--manifest",
+            "feeds.toml",
+            "--report",
+            "json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["build"]["conflicts"], 1);
+    assert_eq!(report["build"]["overrides"], 1);
+    assert_eq!(report["feeds"][0]["malformed"], 1);
+
+    let o = run(
+        p,
+        &[
+            "lookup", "m.snap", "--format", "jsonl", EICAR_MD5, EICAR_SHA1,
+        ],
+    );
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["verdict"], "trusted");
+    assert_eq!(lines[0]["source"], "false-positives");
+    assert_eq!(lines[1]["verdict"], "malicious");
+    assert_eq!(lines[1]["category"], "test-file");
+
+    std::fs::write(p.join("bad.toml"), "[[feed]]\nformat = \"hashes\"\n").unwrap();
+    let o = run(p, &["build", "-o", "x.snap", "--manifest", "bad.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.toml"), "{}", stderr(&o));
+}
+
+/// Digests computed by coreutils over real files agree with the snapshot.
+#[test]
+fn coreutils_digests_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let mut names = Vec::new();
+    for i in 0..20 {
+        let name = format!("file {i}.bin");
+        std::fs::write(p.join(&name), vec![i as u8; i * 37]).unwrap();
+        names.push(name);
+    }
+    for tool in ["md5sum", "sha1sum", "sha256sum"] {
+        let out = Command::new(tool)
+            .current_dir(p)
+            .args(&names)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        std::fs::write(p.join(format!("list.{tool}")), &out.stdout).unwrap();
+    }
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "t.snap",
+            "--feed",
+            "md5sum::list.md5sum",
+            "--feed",
+            "sha1sum::list.sha1sum",
+            "--feed",
+            "sha256sum::list.sha256sum",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let all: String = ["md5sum", "sha1sum", "sha256sum"]
+        .iter()
+        .map(|t| std::fs::read_to_string(p.join(format!("list.{t}"))).unwrap())
+        .collect();
+    let queries: String = all
+        .lines()
+        .map(|l| format!("{}\n", &l[..l.find(' ').unwrap()]))
+        .collect();
+    let o = run_stdin(p, &["lookup", "t.snap"], &queries);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 60);
+    assert!(
+        out.lines().all(|l| l.split('\t').nth(1) == Some("trusted")),
+        "{out}"
+    );
+}
