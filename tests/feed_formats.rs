@@ -652,3 +652,47 @@ fn every_format_survives_every_sample_and_its_mutations() {
         }
     }
 }
+
+#[test]
+fn no_format_panics_on_random_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let magics: [&[u8]; 6] = [
+        b"",
+        b"\x1f\x8b\x08\x00",
+        b"\x28\xb5\x2f\xfd",
+        b"PK\x03\x04",
+        b"SQLite format 3\0",
+        b"# \"first_seen_utc\",\"sha256_hash\"\n\"",
+    ];
+    for (m, magic) in magics.iter().enumerate() {
+        for round in 0..4 {
+            let mut bytes = magic.to_vec();
+            let len = (next() % 4096) as usize;
+            bytes.extend((0..len).map(|_| match next() % 4 {
+                0 => b'\n',
+                1 => b'"',
+                2 => b',',
+                _ => (next() % 256) as u8,
+            }));
+            let path = dir.path().join(format!("random-{m}-{round}.hdb"));
+            std::fs::write(&path, &bytes).unwrap();
+            for format in FeedFormat::ALL {
+                for strict in [false, true] {
+                    let mut options = FeedOptions::new(format);
+                    options.strict = strict;
+                    let mut builder = SnapshotBuilder::new();
+                    let _ = read_feed(&mut builder, &path, &options, &mut |_| {});
+                    let bytes = builder.to_bytes().unwrap();
+                    Snapshot::open(bytes).unwrap().verify().unwrap();
+                }
+            }
+        }
+    }
+}

@@ -230,3 +230,69 @@ pub fn export_clamav_md5<D: AsRef<[u8]>>(
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(file: &str, line: &str) -> Result<Parsed, ParseError> {
+        ClamavParser::new(Path::new(file)).unwrap().parse(line)
+    }
+
+    #[test]
+    fn lists_by_extension() {
+        let md5 = "44d88612fea8a8f36de82e1278abb02f";
+        let sha1 = "3395856ce81f2b7382dee72602f798b642f14140";
+        let verdict = |file: &str, line: &str| match parse(file, line) {
+            Ok(Parsed::Items(_, r)) => r.verdict,
+            other => panic!("{file}: {other:?}"),
+        };
+        assert_eq!(verdict("daily.hdb", &format!("{md5}:68:Eicar")), None);
+        assert_eq!(
+            verdict("daily.hdu.gz", &format!("{md5}:*:PUA.Win.Tool:73")),
+            Some(Verdict::Suspicious)
+        );
+        assert_eq!(
+            verdict("daily.FP", &format!("{md5}:68:eicar.com")),
+            Some(Verdict::Trusted)
+        );
+        assert_eq!(
+            verdict("local.sfp", &format!("{sha1}:*:tool.exe:73")),
+            Some(Verdict::Trusted)
+        );
+        assert_eq!(verdict("custom.txt", &format!("{sha1}:1:Any.Kind")), None);
+        assert!(parse("daily.hdb", &format!("{sha1}:1:Sha1.In.Hdb")).is_err());
+        assert!(parse("main.hsb", &format!("{md5}:1:Md5.In.Hsb")).is_err());
+        assert!(ClamavParser::new(Path::new("main.mdb")).is_err());
+        assert!(ClamavParser::new(Path::new("daily.fp"))
+            .unwrap()
+            .is_override());
+        assert!(!ClamavParser::new(Path::new("daily.hdb"))
+            .unwrap()
+            .is_override());
+    }
+
+    #[test]
+    fn malformed_signatures() {
+        let md5 = "44d88612fea8a8f36de82e1278abb02f";
+        for bad in [
+            format!("{md5}"),
+            format!("{md5}:68"),
+            format!("{md5}::Name"),
+            format!("{md5}:-1:Name"),
+            format!("{md5}:68: "),
+            format!("{md5}:68:Name:x"),
+            format!("{md5}:68:Name:1:2:3"),
+            format!("{}:68:Name", &md5[1..]),
+        ] {
+            assert!(parse("x.hdb", &bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse("x.hdb", "# note"), Ok(Parsed::Skip));
+    }
+
+    #[test]
+    fn export_names_are_clamav_safe() {
+        assert_eq!(clamav_name(" Win:Trojan\tX "), "Win_Trojan_X");
+        assert_eq!(clamav_name(""), "Repute.Listed");
+    }
+}

@@ -250,3 +250,42 @@ impl LineParser for GenericCsvParser {
         Ok(Parsed::Items(items, spec))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feeds::Item;
+    use crate::url::EntryKind;
+
+    #[test]
+    fn column_references() {
+        assert_eq!("3".parse(), Ok(Column::Index(3)));
+        assert_eq!(" family ".parse(), Ok(Column::Name("family".into())));
+        assert!("".parse::<Column>().is_err());
+    }
+
+    #[test]
+    fn named_columns_with_a_semicolon() {
+        let mut columns = CsvColumns::key(Column::Name("indicator".into()));
+        columns.confidence = Some(Column::Name("score".into()));
+        columns.delimiter = ';';
+        let mut p = GenericCsvParser::new(Some(columns)).unwrap();
+        assert_eq!(p.parse("score;indicator"), Ok(Parsed::Skip));
+        let Ok(Parsed::Items(items, record)) = p.parse("90;\"evil.example.com\"") else {
+            panic!()
+        };
+        assert_eq!(
+            items,
+            [Item::Web("evil.example.com".into(), EntryKind::Domain)]
+        );
+        assert_eq!(record.confidence, Some(90));
+        assert!(p.parse("x;evil.example.com").is_err());
+        assert!(p.parse("90;").is_err());
+    }
+
+    #[test]
+    fn header_without_key_columns_is_fatal() {
+        let mut p = GenericCsvParser::new(None).unwrap();
+        assert!(matches!(p.parse("name,verdict"), Err(ParseError::Fatal(_))));
+    }
+}

@@ -107,3 +107,51 @@ impl LineParser for JsonLinesParser {
         Ok(Parsed::Items(items, spec))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feeds::Item;
+    use crate::url::EntryKind;
+    use crate::Verdict;
+
+    fn parse(line: &str) -> Result<Parsed, ParseError> {
+        JsonLinesParser.parse(line)
+    }
+
+    #[test]
+    fn keys_by_field_and_by_shape() {
+        let Ok(Parsed::Items(items, record)) = parse(
+            r#"{"key": "Example.com", "url": "http://example.com/a", "verdict": "pua", "first_seen": "1700000000", "confidence": 5}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            items,
+            [
+                Item::Web("Example.com".into(), EntryKind::Domain),
+                Item::Web("http://example.com/a".into(), EntryKind::Url)
+            ]
+        );
+        assert_eq!(record.verdict, Some(Verdict::Suspicious));
+        assert_eq!(record.first_seen, Some(1_700_000_000));
+        assert_eq!(record.confidence, Some(5));
+    }
+
+    #[test]
+    fn refusals() {
+        for bad in [
+            r#"{"md5": 5}"#,
+            r#"{"md5": ""}"#,
+            r#"{"key": "x", "confidence": 7.5}"#,
+            r#"{"key": "x", "first_seen": true}"#,
+            r#"{"key": "x", "first_seen": 99999999999999999999}"#,
+            r#"{"key": "x", "verdict": "evil"}"#,
+            r#"{"key": "x""#,
+            "42",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse("  "), Ok(Parsed::Skip));
+    }
+}

@@ -338,7 +338,8 @@ pub fn source_name(path: &Path, options: &FeedOptions) -> String {
 const PROGRESS_EVERY: u64 = 65_536;
 
 /// Reads one feed file into `builder`. `progress` is called now and then with the bytes of
-/// the file read so far (compressed bytes for a compressed file).
+/// the file read so far (compressed bytes for a compressed file; for an NSRL database,
+/// whose rows SQLite reads by random access, only once, at the end).
 ///
 /// # Errors
 ///
@@ -400,20 +401,16 @@ pub fn read_feed(
         drop(file);
         let feed = builder.add_feed(info);
         let mut failure = None;
-        let rows = nsrl::read_rows(
-            path,
-            |number, outcome| {
-                let outcome = outcome.map_err(ParseError::Malformed);
-                match apply(builder, feed, &mut report, options.strict, number, outcome) {
-                    Ok(()) => true,
-                    Err((line, reason)) => {
-                        failure = Some(fail(line, &reason));
-                        false
-                    }
+        let rows = nsrl::read_rows(path, |number, outcome| {
+            let outcome = outcome.map_err(ParseError::Malformed);
+            match apply(builder, feed, &mut report, options.strict, number, outcome) {
+                Ok(()) => true,
+                Err((line, reason)) => {
+                    failure = Some(fail(line, &reason));
+                    false
                 }
-            },
-            progress,
-        )
+            }
+        })
         .map_err(|reason| fail(0, &reason))?;
         if let Some(e) = failure {
             return Err(e);

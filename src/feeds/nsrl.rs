@@ -18,9 +18,6 @@ use rusqlite::{Connection, OpenFlags};
 use super::{parse_digest, Item, Parsed};
 use crate::{DigestKind, RecordSpec, Verdict};
 
-/// Rows between progress reports.
-const PROGRESS_EVERY: u64 = 65_536;
-
 /// Streams the `FILE` view's rows, calling `row` with each 1-based row number and what it
 /// yields; `row` returns `false` to stop.
 ///
@@ -31,7 +28,6 @@ const PROGRESS_EVERY: u64 = 65_536;
 pub(crate) fn read_rows(
     path: &Path,
     mut row: impl FnMut(u64, Result<Parsed, String>) -> bool,
-    progress: &mut dyn FnMut(u64),
 ) -> Result<u64, String> {
     let db = Connection::open_with_flags(
         path,
@@ -53,9 +49,6 @@ pub(crate) fn read_rows(
             .map_err(|e| format!("row {}: cannot read the NSRL database: {e}", number + 1))?;
         let Some(r) = next else { break };
         number += 1;
-        if number % PROGRESS_EVERY == 0 {
-            progress(0);
-        }
         let mut items = Vec::with_capacity(3);
         let mut problem = None;
         for (i, (column, kind)) in [

@@ -64,3 +64,50 @@ impl LineParser for ThreatFoxParser {
         Ok(Parsed::Items(vec![item], record))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parser() -> ThreatFoxParser {
+        let mut p = ThreatFoxParser::new();
+        p.parse(r#"# "first_seen_utc","ioc_id","ioc_value","ioc_type","threat_type","fk_malware","malware_alias","malware_printable","last_seen_utc","confidence_level","is_compromised","reference","tags","anonymous","reporter""#).unwrap();
+        p
+    }
+
+    fn row(value: &str, kind: &str, confidence: &str) -> String {
+        format!(
+            r#""2026-11-29 07:08:44", "1", "{value}", "{kind}", "botnet_cc", "win.x", "None", "X", "", "{confidence}", "False", "None", "None", "0", "r""#
+        )
+    }
+
+    #[test]
+    fn ioc_types() {
+        let mut p = parser();
+        let md5 = "44d88612fea8a8f36de82e1278abb02f";
+        let Ok(Parsed::Items(items, record)) = p.parse(&row(md5, "md5_hash", "75")) else {
+            panic!()
+        };
+        assert!(matches!(items[0], Item::Digest(d) if d.to_hex() == md5));
+        assert_eq!(
+            (
+                record.name.as_deref(),
+                record.category.as_deref(),
+                record.confidence
+            ),
+            (Some("X"), Some("botnet_cc"), Some(75))
+        );
+        assert_eq!(record.last_seen, None);
+        assert!(matches!(
+            p.parse(&row("c2.example.com", "domain", "100")),
+            Ok(Parsed::Items(items, _)) if items == [Item::Web("c2.example.com".into(), EntryKind::Domain)]
+        ));
+        assert_eq!(
+            p.parse(&row("203.0.113.1:443", "ip:port", "50")),
+            Ok(Parsed::Ignored)
+        );
+        assert!(p.parse(&row(md5, "sha1_hash", "50")).is_err());
+        assert!(p.parse(&row(md5, "md5_hash", "-1")).is_err());
+        assert!(p.parse(&row(md5, "", "50")).is_err());
+    }
+}

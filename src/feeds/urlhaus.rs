@@ -55,3 +55,34 @@ impl LineParser for UrlhausParser {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str =
+        "# id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter";
+
+    #[test]
+    fn online_only_skips_other_statuses() {
+        let online = r#""1","2026-11-29 07:01:12","http://203.0.113.17/i","online","","malware_download","elf,Mozi","https://urlhaus.abuse.ch/url/1/","r""#;
+        let offline = online.replace("\"online\"", "\"offline\"");
+        let mut all = UrlhausParser::new(false);
+        let mut only = UrlhausParser::new(true);
+        for p in [&mut all, &mut only] {
+            assert_eq!(p.parse(HEADER), Ok(Parsed::Skip));
+        }
+        let Ok(Parsed::Items(items, record)) = all.parse(&offline) else {
+            panic!("offline rows are kept by default");
+        };
+        assert_eq!(
+            items,
+            [Item::Web("http://203.0.113.17/i".into(), EntryKind::Url)]
+        );
+        assert_eq!(record.category.as_deref(), Some("malware_download"));
+        assert_eq!(record.name.as_deref(), Some("elf,Mozi"));
+        assert_eq!(record.last_seen, None);
+        assert!(matches!(only.parse(online), Ok(Parsed::Items(..))));
+        assert_eq!(only.parse(&offline), Ok(Parsed::Ignored));
+    }
+}
