@@ -276,7 +276,7 @@ mod tests {
     fn malformed_signatures() {
         let md5 = "44d88612fea8a8f36de82e1278abb02f";
         for bad in [
-            format!("{md5}"),
+            md5.to_string(),
             format!("{md5}:68"),
             format!("{md5}::Name"),
             format!("{md5}:-1:Name"),
