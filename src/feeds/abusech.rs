@@ -9,6 +9,8 @@
 //! format's required column names), then hands out each row's fields by column name, so a
 //! reordered or extended export is still read correctly.
 
+use std::borrow::Cow;
+
 use super::fields::{is_empty_value, parse_utc, split_fields};
 
 /// Tracks a feed's column names and reads rows by them.
@@ -22,7 +24,7 @@ pub(crate) struct ColumnTable {
 #[derive(Debug)]
 pub(crate) struct Row<'a> {
     columns: &'a [String],
-    fields: Vec<String>,
+    fields: Vec<Cow<'a, str>>,
 }
 
 impl ColumnTable {
@@ -40,15 +42,15 @@ impl ColumnTable {
     ///
     /// When a row comes before any header, is not valid quoted CSV, or has a different
     /// number of fields than the header names.
-    pub(crate) fn row(&mut self, line: &str) -> Result<Option<Row<'_>>, String> {
+    pub(crate) fn row<'a>(&'a mut self, line: &'a str) -> Result<Option<Row<'a>>, String> {
         let trimmed = line.trim();
         if trimmed.is_empty() {
             return Ok(None);
         }
         if let Some(comment) = trimmed.strip_prefix('#') {
-            if let Ok(names) = split_fields(comment.trim(), ',') {
+            if let Ok(names) = split_fields(comment.trim(), b',') {
                 if self.required.iter().all(|r| names.iter().any(|n| n == r)) {
-                    self.columns = Some(names);
+                    self.columns = Some(names.into_iter().map(String::from).collect());
                 }
             }
             return Ok(None);
@@ -59,7 +61,7 @@ impl ColumnTable {
                 self.required.join(", ")
             ));
         };
-        let fields = split_fields(trimmed, ',')?;
+        let fields = split_fields(trimmed, b',')?;
         if fields.len() != columns.len() {
             return Err(format!(
                 "{} fields where the header names {} columns",

@@ -7,70 +7,81 @@
 //! line) is an error rather than a field that swallows the rest of the file. A quoted field
 //! cannot span lines: every record is one line, so line numbers in reports stay exact.
 
-/// Splits one line into fields.
+use std::borrow::Cow;
+
+/// Splits one line into fields. Fields without doubled quotes borrow from the line.
 ///
 /// # Errors
 ///
 /// When a quoted field is not closed or text follows a closing quote.
-pub(crate) fn split_fields(line: &str, delimiter: char) -> Result<Vec<String>, String> {
-    let blank = |c: char| (c == ' ' || c == '\t') && c != delimiter;
-    let mut fields = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|&c| blank(c)) {
-            chars.next();
+///
+/// # Panics
+///
+/// Never: `delimiter` must be ASCII ([`GenericCsvParser`](super::generic_csv) checks), and
+/// every index the scan stops at is an ASCII byte, so every slice is on a char boundary.
+pub(crate) fn split_fields(line: &str, delimiter: u8) -> Result<Vec<Cow<'_, str>>, String> {
+    let bytes = line.as_bytes();
+    let blank = |b: u8| (b == b' ' || b == b'\t') && b != delimiter;
+    let skip_blanks = |mut i: usize| {
+        while bytes.get(i).copied().is_some_and(blank) {
+            i += 1;
         }
-        let mut field = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            let mut closed = false;
-            while let Some(c) = chars.next() {
-                if c == '"' {
-                    if chars.peek() == Some(&'"') {
-                        chars.next();
-                        field.push('"');
-                    } else {
-                        closed = true;
-                        break;
-                    }
-                } else {
-                    field.push(c);
-                }
+        i
+    };
+    let mut fields: Vec<Cow<'_, str>> = Vec::new();
+    let mut i = 0;
+    loop {
+        i = skip_blanks(i);
+        if bytes.get(i) != Some(&b'"') {
+            let end = bytes[i..]
+                .iter()
+                .position(|&b| b == delimiter)
+                .map(|p| i + p);
+            let field = &line[i..end.unwrap_or(bytes.len())];
+            fields.push(Cow::Borrowed(field.trim_end_matches([' ', '\t'])));
+            match end {
+                Some(e) => i = e + 1,
+                None => return Ok(fields),
             }
-            if !closed {
+            continue;
+        }
+        i += 1;
+        let start = i;
+        let mut owned: Option<String> = None;
+        let field = loop {
+            let Some(q) = bytes[i..].iter().position(|&b| b == b'"').map(|p| i + p) else {
                 return Err(format!(
                     "field {} has no closing quote (truncated line?)",
                     fields.len() + 1
                 ));
+            };
+            if bytes.get(q + 1) == Some(&b'"') {
+                // A doubled quote: keep one, go on.
+                owned.get_or_insert_with(String::new).push_str(&line[i..=q]);
+                i = q + 2;
+                continue;
             }
-            while chars.peek().is_some_and(|&c| blank(c)) {
-                chars.next();
-            }
-            match chars.next() {
-                None => {
-                    fields.push(field);
-                    return Ok(fields);
+            let field = match owned.take() {
+                None => Cow::Borrowed(&line[start..q]),
+                Some(mut s) => {
+                    s.push_str(&line[i..q]);
+                    Cow::Owned(s)
                 }
-                Some(c) if c == delimiter => fields.push(field),
-                Some(c) => {
-                    return Err(format!(
-                        "unexpected {c:?} after the closing quote of field {}",
-                        fields.len() + 1
-                    ))
-                }
-            }
-        } else {
-            let mut ended = true;
-            for c in chars.by_ref() {
-                if c == delimiter {
-                    ended = false;
-                    break;
-                }
-                field.push(c);
-            }
-            fields.push(field.trim_end_matches([' ', '\t']).to_string());
-            if ended {
-                return Ok(fields);
+            };
+            i = q + 1;
+            break field;
+        };
+        i = skip_blanks(i);
+        fields.push(field);
+        match bytes.get(i) {
+            None => return Ok(fields),
+            Some(&b) if b == delimiter => i += 1,
+            Some(_) => {
+                let c = line[i..].chars().next().unwrap_or(' ');
+                return Err(format!(
+                    "unexpected {c:?} after the closing quote of field {}",
+                    fields.len()
+                ));
             }
         }
     }
@@ -166,7 +177,7 @@ mod tests {
     use super::*;
 
     fn split(line: &str) -> Result<Vec<String>, String> {
-        split_fields(line, ',')
+        split_fields(line, b',').map(|f| f.into_iter().map(String::from).collect())
     }
 
     #[test]
@@ -179,7 +190,16 @@ mod tests {
         assert_eq!(split("a,").unwrap(), ["a", ""]);
         assert_eq!(split("").unwrap(), [""]);
         assert_eq!(split(r#""a","""#).unwrap(), ["a", ""]);
-        assert_eq!(split_fields("a\tb\t\"c\"", '\t').unwrap(), ["a", "b", "c"]);
+        assert_eq!(split_fields("a\tb\t\"c\"", b'\t').unwrap(), ["a", "b", "c"]);
+        assert_eq!(split("é,\"ü \"\"x\"\"\" ,").unwrap(), ["é", "ü \"x\"", ""]);
+        assert!(
+            matches!(&split_fields(r#""a""b", c"#, b',').unwrap()[0], Cow::Owned(s) if s == "a\"b")
+        );
+        assert!(matches!(
+            &split_fields(r#""ab", c"#, b',').unwrap()[0],
+            Cow::Borrowed("ab")
+        ));
+        assert!(split(r#""a" é"#).unwrap_err().contains("'é'"));
         assert!(split(r#""a", "b"#).unwrap_err().contains("field 2"));
         assert!(split(r#""a"x, "b""#)
             .unwrap_err()

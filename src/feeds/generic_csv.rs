@@ -71,7 +71,7 @@ pub struct CsvColumns {
     pub confidence: Option<Column>,
     /// Whether the first row (after comments) is a header row.
     pub header: bool,
-    /// The field delimiter.
+    /// The field delimiter, an ASCII character (`,`, `;`, `\t`, `|`, ...).
     pub delimiter: char,
 }
 
@@ -118,7 +118,7 @@ fn named<T>(slot: usize, r: Result<T, String>) -> Result<T, String> {
 #[derive(Debug)]
 pub(crate) struct GenericCsvParser {
     columns: Option<CsvColumns>,
-    delimiter: char,
+    delimiter: u8,
     expects_header: bool,
     positions: Option<Positions>,
 }
@@ -130,8 +130,15 @@ impl GenericCsvParser {
     ///
     /// When a column is named but the file has no header row.
     pub(crate) fn new(columns: Option<CsvColumns>) -> Result<Self, String> {
+        let delimiter = columns.as_ref().map_or(',', |c| c.delimiter);
+        if !delimiter.is_ascii() || delimiter == '"' || delimiter == '\n' || delimiter == '\r' {
+            return Err(format!(
+                "delimiter {delimiter:?} cannot be used: it must be an ASCII character \
+                 other than a quote or a line break"
+            ));
+        }
         let mut parser = GenericCsvParser {
-            delimiter: columns.as_ref().map_or(',', |c| c.delimiter),
+            delimiter: delimiter as u8,
             expects_header: columns.as_ref().is_none_or(|c| c.header),
             columns,
             positions: None,
@@ -215,7 +222,8 @@ impl LineParser for GenericCsvParser {
         let fields = split_fields(line, self.delimiter)?;
         let Some(positions) = &self.positions else {
             if self.expects_header {
-                let positions = self.resolve(&fields).map_err(ParseError::Fatal)?;
+                let names: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+                let positions = self.resolve(&names).map_err(ParseError::Fatal)?;
                 self.positions = Some(positions);
                 return Ok(Parsed::Skip);
             }
@@ -224,8 +232,8 @@ impl LineParser for GenericCsvParser {
         let get = |i: usize| {
             fields
                 .get(i)
-                .map(String::as_str)
-                .filter(|v| !is_empty_value(v))
+                .map(|f| f.as_ref())
+                .filter(|v: &&str| !is_empty_value(v))
         };
         let mut items = Vec::new();
         for &(i, name, kind) in &positions.keys {
@@ -281,6 +289,15 @@ mod tests {
         assert_eq!(record.confidence, Some(90));
         assert!(p.parse("x;evil.example.com").is_err());
         assert!(p.parse("90;").is_err());
+    }
+
+    #[test]
+    fn delimiters_must_be_ascii() {
+        for bad in ['é', '"', '\n'] {
+            let mut columns = CsvColumns::key(Column::Index(0));
+            columns.delimiter = bad;
+            assert!(GenericCsvParser::new(Some(columns)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
