@@ -34,12 +34,22 @@ fn malformed_lines_are_counted_with_line_numbers() {
     assert_eq!(report.malformed, 5);
     let lines: Vec<u64> = report.errors.iter().map(|(l, _)| *l).collect();
     assert_eq!(lines, vec![2, 3, 4, 5, 6]);
-    assert!(report.errors[1].1.contains("not a hex digit"), "{:?}", report.errors);
+    assert!(
+        report.errors[1].1.contains("not a hex digit"),
+        "{:?}",
+        report.errors
+    );
     assert!(report.errors[3].1.contains("UTF-8"), "{:?}", report.errors);
-    assert!(report.errors[4].1.contains("longer than"), "{:?}", report.errors);
+    assert!(
+        report.errors[4].1.contains("longer than"),
+        "{:?}",
+        report.errors
+    );
 
     match read(&path, FeedFormat::Hashes, true) {
-        Err(Error::Feed { path: p, line: 2, .. }) => assert!(p.ends_with("mixed.txt")),
+        Err(Error::Feed {
+            path: p, line: 2, ..
+        }) => assert!(p.ends_with("mixed.txt")),
         other => panic!("expected a feed error at line 2, got {other:?}"),
     }
 }
