@@ -43,7 +43,7 @@ mod record;
 mod snapshot;
 pub mod url;
 
-pub use build::{BuildReport, FeedInfo, FeedReport, SnapshotBuilder};
+pub use build::{BuildReport, FeedInfo, FeedReport, SnapshotBuilder, SourceReport};
 pub use digest::{Digest, DigestKind};
 pub use error::{Error, Result};
 pub use format::Metadata;

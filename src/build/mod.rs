@@ -1,29 +1,38 @@
 //! [`SnapshotBuilder`]: collect keys and records, resolve conflicts, write a snapshot.
 //!
-//! Feeds ([`crate::feeds`]) add keys with a [`RecordSpec`]. On [`SnapshotBuilder::finish`]
-//! the builder interns records, sorts and deduplicates keys, resolves conflicts by the
+//! Feeds ([`crate::feeds`]) add keys with a [`RecordSpec`]. The builder interns records
+//! (one per distinct content) and collects digest keys in a [`sorter::RunSorter`]: within
+//! the memory budget they are kept in memory, beyond it sorted runs are spilled to temporary
+//! files and merged at the end, so 100 M keys build in a few GiB. On
+//! [`SnapshotBuilder::write`] the merged stream is deduplicated, conflicts are resolved by the
 //! precedence rules (an override feed wins; otherwise malicious > suspicious > trusted >
-//! known; ties go to the record that sorts first by content), and lays out the sections.
+//! known; ties go to the record that sorts first by content), and the sections are streamed
+//! to the file. URL and domain entries, far fewer, are sorted in memory.
+//!
 //! The output depends only on the set of inputs, not on their order: records are numbered
-//! in content order, feeds are listed by name, sections are written in kind order.
+//! in content order, feeds are listed by name, sections are written in a fixed order.
 //!
 //! [`SnapshotBuilder::write`] publishes atomically: a temporary file in the target directory,
 //! fsync, rename, fsync of the directory. A failed build never leaves a partial snapshot at
 //! the output path.
 
+mod sorter;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::Path;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::digest::TableBuilder;
+use crate::digest::{fingerprint_hash, TableWriter};
 use crate::filter::{BloomBuilder, DEFAULT_BITS_PER_KEY};
-use crate::format::{FeedSummary, Metadata, SectionKind, SectionWriter, SnapshotWriter};
+use crate::format::{FeedSummary, Metadata, SectionKind, SectionWriter, SnapshotFile};
 use crate::url::{
-    entry_expression, expression_hash, expression_key, expression_type, EntryKind, UrlError,
+    entry_expression, expression_hash, expression_key, expression_type, key_expression, EntryKind,
+    UrlError,
 };
 use crate::{Digest, DigestKind, Error, RecordSpec, Result, Verdict};
+use sorter::{DigestEntry, RunSorter};
 
 /// A feed as the builder sees it: where records come from and how they rank.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +119,24 @@ pub struct BuildReport {
     pub refused: u64,
     /// Snapshot size in bytes.
     pub bytes: u64,
+    /// Sorted runs spilled to disk because the keys exceeded the memory budget.
+    pub spilled_runs: u64,
+    /// Per source name: keys kept, duplicates, and conflicts won and lost.
+    pub sources: BTreeMap<String, SourceReport>,
+}
+
+/// How one source's keys fared in conflict resolution.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct SourceReport {
+    /// Keys this source holds in the snapshot.
+    pub kept: u64,
+    /// Keys this source listed more than once, or that another source listed with the same
+    /// verdict first (by content order).
+    pub duplicates: u64,
+    /// Keys listed with different verdicts where this source's verdict won.
+    pub conflicts_won: u64,
+    /// Keys listed with different verdicts where another source's verdict won.
+    pub conflicts_lost: u64,
 }
 
 /// The record as stored, plus whether it came from an override feed.
@@ -125,19 +152,36 @@ struct StoredRecord {
     r#override: bool,
 }
 
+/// The default memory budget: a quarter of physical memory, between 256 MiB and 8 GiB.
+pub fn default_memory_budget() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(4 << 30, |kb| kb * 1024);
+    (total / 4).clamp(256 << 20, 8 << 30)
+}
+
 /// Collects keys and records, then writes a snapshot.
 #[derive(Debug)]
 pub struct SnapshotBuilder {
     feeds: Vec<(FeedInfo, u64)>,
     records: HashMap<StoredRecord, u32>,
     record_list: Vec<StoredRecord>,
-    digests: [Vec<(u128, u32)>; 3],
-    urls: Vec<(Vec<u8>, u32)>,
+    digests: RunSorter,
+    digest_counts: [u64; 3],
+    urls: Vec<(Box<[u8]>, u32)>,
     refused: u64,
+    deferred: Option<Error>,
     created: i64,
     expires: Option<i64>,
     sequence: u64,
     bits_per_key: u32,
+    temp_dir: Option<PathBuf>,
 }
 
 impl Default for SnapshotBuilder {
@@ -146,21 +190,44 @@ impl Default for SnapshotBuilder {
     }
 }
 
+/// The precedence of a record: lower wins.
+type Priority = (bool, u8, u32);
+
 impl SnapshotBuilder {
-    /// An empty builder; `created` is 0 until set, so builds are reproducible by default.
+    /// An empty builder with the default memory budget; `created` is 0 until set, so builds
+    /// are reproducible by default.
     pub fn new() -> Self {
+        Self::with_memory(default_memory_budget())
+    }
+
+    /// An empty builder that keeps at most about `bytes` of keys in memory before spilling
+    /// sorted runs to temporary files.
+    pub fn with_memory(bytes: u64) -> Self {
         SnapshotBuilder {
             feeds: Vec::new(),
             records: HashMap::new(),
             record_list: Vec::new(),
-            digests: [Vec::new(), Vec::new(), Vec::new()],
+            // Sorted keys get most of the budget; the filter and records the rest.
+            digests: RunSorter::new((bytes / 10 * 7) as usize, &std::env::temp_dir()),
+            digest_counts: [0; 3],
             urls: Vec::new(),
             refused: 0,
+            deferred: None,
             created: 0,
             expires: None,
             sequence: 0,
             bits_per_key: DEFAULT_BITS_PER_KEY,
+            temp_dir: None,
         }
+    }
+
+    /// Where spilled runs go (default: the output's directory for [`SnapshotBuilder::write`],
+    /// the system temporary directory otherwise). Set it before adding keys.
+    pub fn temp_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        let dir = dir.into();
+        self.digests.set_dir(&dir);
+        self.temp_dir = Some(dir);
+        self
     }
 
     /// Sets the build time recorded in the metadata (Unix seconds).
@@ -193,6 +260,16 @@ impl SnapshotBuilder {
         FeedId(self.feeds.len() as u32 - 1)
     }
 
+    /// Keys added so far (digests and web entries, before deduplication).
+    pub fn len(&self) -> u64 {
+        self.digests.len() + self.urls.len() as u64
+    }
+
+    /// Whether no key has been added.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn intern(&mut self, feed: FeedId, spec: RecordSpec) -> u32 {
         let (info, keys) = &mut self.feeds[feed.0 as usize];
         *keys += 1;
@@ -219,10 +296,22 @@ impl SnapshotBuilder {
         id
     }
 
-    /// Adds a digest key.
+    /// Adds a digest key. A failure to spill keys to disk is reported by the build.
     pub fn add_digest(&mut self, feed: FeedId, digest: Digest, record: RecordSpec) {
         let id = self.intern(feed, record);
-        self.digests[digest.kind().index()].push((digest.fingerprint(), id));
+        let fp = digest.fingerprint();
+        let kind = digest.kind().index();
+        self.digest_counts[kind] += 1;
+        let entry = DigestEntry {
+            kind: kind as u8,
+            hi: (fp >> 64) as u64,
+            lo: fp as u64,
+            id,
+        };
+        if let Err(e) = self.digests.push(entry) {
+            self.deferred
+                .get_or_insert(Error::Build(format!("spilling sorted keys: {e}")));
+        }
     }
 
     /// Adds a URL, URL prefix or domain entry.
@@ -246,41 +335,90 @@ impl SnapshotBuilder {
         };
         let key = expression_key(&expression);
         let id = self.intern(feed, record);
-        self.urls.push((key, id));
+        self.urls.push((key.into_boxed_slice(), id));
         Ok(())
     }
 
-    /// Builds the snapshot bytes.
+    /// Builds the snapshot bytes in memory (through a temporary file).
     ///
     /// # Errors
     ///
-    /// When the input exceeds the format's limits.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+    /// As [`SnapshotBuilder::build`].
+    pub fn to_bytes(&mut self) -> Result<Vec<u8>> {
         self.build().map(|(bytes, _)| bytes)
     }
 
-    /// Builds the snapshot bytes and the report.
+    /// Builds the snapshot bytes and the report, through a temporary file.
     ///
     /// # Errors
     ///
-    /// When the input exceeds the format's limits.
-    pub fn build(&self) -> Result<(Vec<u8>, BuildReport)> {
+    /// On I/O failure, or when the input exceeds the format's limits.
+    pub fn build(&mut self) -> Result<(Vec<u8>, BuildReport)> {
+        let dir = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let file = tempfile::tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
+        let (mut file, report) = self.write_to(file)?;
+        let mut bytes = Vec::with_capacity(report.bytes as usize);
+        file.rewind().map_err(|e| Error::io(&dir, e))?;
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Error::io(&dir, e))?;
+        Ok((bytes, report))
+    }
+
+    /// Builds and publishes the snapshot atomically at `path`: a temporary file in the same
+    /// directory, fsync, rename, fsync of the directory.
+    ///
+    /// # Errors
+    ///
+    /// On I/O failure (nothing is left at `path`, and an existing file there is untouched)
+    /// or when the input exceeds the format's limits.
+    pub fn write(&mut self, path: impl AsRef<Path>) -> Result<BuildReport> {
+        let path = path.as_ref();
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".repute-")
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+            .map_err(|e| Error::io(&dir, e))?;
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::io(tmp.path(), e))?;
+        let (_, report) = self.write_to(file)?;
+        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(report)
+    }
+
+    fn write_to(&mut self, file: std::fs::File) -> Result<(std::fs::File, BuildReport)> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         if self.record_list.len() >= u32::MAX as usize {
             return Err(Error::Build("more than 4 billion distinct records".into()));
         }
+        let io = |e: std::io::Error| Error::Build(format!("writing the snapshot: {e}"));
+        let temp_dir = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
         let mut report = BuildReport {
             refused: self.refused,
+            spilled_runs: self.digests.spilled_runs() as u64,
             ..BuildReport::default()
         };
-        // Rank records by content so that ids do not depend on input order.
+
+        // Records are numbered in content order: that number is their final id.
         let mut order: Vec<u32> = (0..self.record_list.len() as u32).collect();
         order.sort_by(|a, b| self.record_list[*a as usize].cmp(&self.record_list[*b as usize]));
         let mut rank = vec![0u32; order.len()];
         for (r, id) in order.iter().enumerate() {
             rank[*id as usize] = r as u32;
         }
-        let priority = |id: u32| {
-            let r = &self.record_list[id as usize];
+        let records = &self.record_list;
+        let priority = |id: u32| -> Priority {
+            let r = &records[id as usize];
             (
                 !r.r#override,
                 Verdict::from_byte(r.verdict).map_or(9, Verdict::precedence),
@@ -288,133 +426,108 @@ impl SnapshotBuilder {
             )
         };
 
-        // Resolve each key to one record (an index into `record_list`).
-        let mut used = vec![false; self.record_list.len()];
-        let mut tables: Vec<(DigestKind, Vec<(u128, u32)>)> = Vec::new();
-        for kind in DigestKind::ALL {
-            let mut entries = self.digests[kind.index()].clone();
-            entries.sort_unstable_by_key(|&(fp, id)| (fp, priority(id)));
-            let resolved = resolve(entries, &self.record_list, &mut report, |a, b| a == b);
-            for (_, id) in &resolved {
-                used[*id as usize] = true;
-            }
-            report
-                .keys
-                .insert(kind.as_str().into(), resolved.len() as u64);
-            tables.push((kind, resolved));
-        }
-        let mut urls = self.urls.clone();
-        urls.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(priority(a.1).cmp(&priority(b.1))));
-        let urls = resolve(urls, &self.record_list, &mut report, |a, b| a == b);
-        for (_, id) in &urls {
-            used[*id as usize] = true;
-        }
-
-        // Number the records that are used, in content order.
-        let mut final_id = vec![u32::MAX; self.record_list.len()];
-        let mut kept: Vec<&StoredRecord> = Vec::new();
-        for &id in &order {
-            if used[id as usize] {
-                final_id[id as usize] = kept.len() as u32;
-                kept.push(&self.record_list[id as usize]);
-            }
-        }
-        report.records = kept.len() as u64;
-
-        // Strings, interned in sorted order.
-        let mut strings: Vec<&str> = Vec::new();
-        for r in &kept {
-            strings.extend(r.category.as_deref());
-            strings.extend(r.name.as_deref());
-            strings.push(&r.source);
-        }
-        strings.sort_unstable();
-        strings.dedup();
-        let string_id = |s: Option<&str>| match s {
-            Some(s) => strings.binary_search(&s).map_or(u32::MAX, |i| i as u32),
-            None => u32::MAX,
-        };
-        let total_bytes: usize = strings.iter().map(|s| s.len()).sum();
-        if total_bytes > u32::MAX as usize {
-            return Err(Error::Build("string table over 4 GiB".into()));
-        }
-        let mut strings_section = SectionWriter::new();
-        strings_section.u64(strings.len() as u64);
-        let mut offset = 0u32;
-        strings_section.u32(0);
-        for s in &strings {
-            offset += s.len() as u32;
-            strings_section.u32(offset);
-        }
-        for s in &strings {
-            strings_section.raw(s.as_bytes());
-        }
-
-        let mut records_section = SectionWriter::new();
-        records_section.u64(kept.len() as u64);
-        records_section.raw(&[0; 24]);
-        for r in &kept {
-            records_section.u8(r.verdict);
-            records_section.u8(r.confidence.unwrap_or(255));
-            records_section.u16(0);
-            records_section.u32(string_id(r.category.as_deref()));
-            records_section.u32(string_id(r.name.as_deref()));
-            records_section.u32(string_id(Some(&r.source)));
-            records_section.i64(r.first_seen.unwrap_or(i64::MIN));
-            records_section.i64(r.last_seen.unwrap_or(i64::MIN));
-        }
-
-        let total_keys: usize = tables.iter().map(|(_, t)| t.len()).sum::<usize>() + urls.len();
-        let mut bloom = BloomBuilder::new(total_keys as u64, self.bits_per_key);
-        let mut writer = SnapshotWriter::new();
+        let digest_kinds: Vec<DigestKind> = DigestKind::ALL
+            .into_iter()
+            .filter(|k| self.digest_counts[k.index()] > 0)
+            .collect();
+        let sections = digest_kinds.len() + usize::from(!self.urls.is_empty()) + 4;
+        let mut out = SnapshotFile::new(file, sections).map_err(io)?;
+        let upper_bound = self.digests.len() + self.urls.len() as u64;
+        let mut bloom = BloomBuilder::new(upper_bound, self.bits_per_key);
         let mut verdicts: BTreeMap<String, u64> = BTreeMap::new();
-        let mut count_verdict = |id: u32| {
-            let v = Verdict::from_byte(self.record_list[id as usize].verdict)
-                .unwrap_or(Verdict::Unknown);
-            *verdicts.entry(v.as_str().into()).or_default() += 1;
-        };
-        for (kind, entries) in &tables {
-            if entries.is_empty() {
-                continue;
-            }
-            let mut remapped = Vec::with_capacity(entries.len());
-            for &(fp, id) in entries {
-                bloom.insert(crate::digest::fingerprint_hash(*kind, fp));
-                count_verdict(id);
-                remapped.push((fp, final_id[id as usize]));
-            }
-            let section_kind = match kind {
+        let mut tally = Tally::default();
+
+        // Digest tables, streamed from the merged runs.
+        let mut merged = self.digests.sorted().map_err(io)?;
+        let mut pending = merged.next_entry().map_err(io)?;
+        for kind in &digest_kinds {
+            let section = match kind {
                 DigestKind::Md5 => SectionKind::Md5,
                 DigestKind::Sha1 => SectionKind::Sha1,
                 DigestKind::Sha256 => SectionKind::Sha256,
             };
-            writer.section(
-                section_kind,
-                TableBuilder::section(&remapped, kept.len() as u32),
-            );
+            let mut table = TableWriter::begin(
+                &mut out,
+                section,
+                self.digest_counts[kind.index()],
+                &temp_dir,
+            )
+            .map_err(io)?;
+            let mut group: Vec<u32> = Vec::new();
+            while let Some(first) = pending.filter(|e| e.kind as usize == kind.index()) {
+                group.clear();
+                group.push(first.id);
+                pending = merged.next_entry().map_err(io)?;
+                while let Some(e) =
+                    pending.filter(|e| e.kind == first.kind && e.hi == first.hi && e.lo == first.lo)
+                {
+                    group.push(e.id);
+                    pending = merged.next_entry().map_err(io)?;
+                }
+                let winner = tally.resolve(&group, records, &priority);
+                let fp = first.fingerprint();
+                bloom.insert(fingerprint_hash(*kind, fp));
+                let v = Verdict::from_byte(records[winner as usize].verdict)
+                    .unwrap_or(Verdict::Unknown);
+                *verdicts.entry(v.as_str().into()).or_default() += 1;
+                table
+                    .push(&mut out, fp, rank[winner as usize])
+                    .map_err(io)?;
+            }
+            let n = table.finish(&mut out, order.len() as u32).map_err(io)?;
+            report.keys.insert(kind.as_str().into(), n);
         }
+        for kind in DigestKind::ALL {
+            report.keys.entry(kind.as_str().into()).or_insert(0);
+        }
+
+        // URL and domain entries, in memory.
         let (mut url_count, mut domain_count) = (0u64, 0u64);
-        if !urls.is_empty() {
+        if !self.urls.is_empty() {
+            self.urls.sort_unstable();
             let mut fst = fst::MapBuilder::memory();
-            for (key, id) in &urls {
+            let mut group: Vec<u32> = Vec::new();
+            let mut i = 0;
+            while i < self.urls.len() {
+                let key = &self.urls[i].0;
+                group.clear();
+                while i < self.urls.len() && self.urls[i].0 == *key {
+                    group.push(self.urls[i].1);
+                    i += 1;
+                }
+                let winner = tally.resolve(&group, records, &priority);
                 bloom.insert(expression_hash(key));
-                count_verdict(*id);
-                if expression_type(&crate::url::key_expression(key)) == "domain" {
+                let v = Verdict::from_byte(records[winner as usize].verdict)
+                    .unwrap_or(Verdict::Unknown);
+                *verdicts.entry(v.as_str().into()).or_default() += 1;
+                if expression_type(&key_expression(key)) == "domain" {
                     domain_count += 1;
                 } else {
                     url_count += 1;
                 }
-                fst.insert(key, final_id[*id as usize] as u64)
+                fst.insert(key, u64::from(rank[winner as usize]))
                     .map_err(|e| Error::Build(format!("url fst: {e}")))?;
             }
             let bytes = fst
                 .into_inner()
                 .map_err(|e| Error::Build(format!("url fst: {e}")))?;
-            writer.section(SectionKind::Urls, bytes);
+            out.section(SectionKind::Urls, &bytes).map_err(io)?;
         }
         report.keys.insert("url".into(), url_count);
         report.keys.insert("domain".into(), domain_count);
         report.verdicts = verdicts;
+        report.duplicates = tally.duplicates;
+        report.conflicts = tally.conflicts;
+        report.overrides = tally.overrides;
+        report.sources = tally.sources;
+        report.records = order.len() as u64;
+
+        let (strings, records_section) = record_sections(records, &order)?;
+        out.section(SectionKind::Strings, &strings).map_err(io)?;
+        out.section(SectionKind::Records, &records_section)
+            .map_err(io)?;
+        out.section(SectionKind::Filter, &bloom.into_section())
+            .map_err(io)?;
 
         let mut feeds: Vec<FeedSummary> = self
             .feeds
@@ -444,62 +557,120 @@ impl SnapshotBuilder {
             feeds,
             keys: report.keys.clone(),
             verdicts: report.verdicts.clone(),
-            records: kept.len() as u64,
+            records: report.records,
             filter_bits_per_key: self.bits_per_key as f64,
         };
         let json = serde_json::to_vec(&metadata).map_err(|e| Error::Build(e.to_string()))?;
-        writer.section(SectionKind::Metadata, json);
-        writer.section(SectionKind::Filter, bloom.into_section());
-        writer.section(SectionKind::Strings, strings_section.bytes);
-        writer.section(SectionKind::Records, records_section.bytes);
-        let bytes = writer.finish();
-        report.bytes = bytes.len() as u64;
-        Ok((bytes, report))
-    }
-
-    /// Builds and publishes the snapshot atomically at `path`.
-    ///
-    /// # Errors
-    ///
-    /// On I/O failure (nothing is left at `path`) or when [`SnapshotBuilder::build`] fails.
-    pub fn write(&self, path: impl AsRef<Path>) -> Result<BuildReport> {
-        let (bytes, report) = self.build()?;
-        write_atomically(path.as_ref(), &bytes)?;
-        Ok(report)
+        out.section(SectionKind::Metadata, &json).map_err(io)?;
+        let (file, len) = out.finish().map_err(io)?;
+        report.bytes = len;
+        Ok((file, report))
     }
 }
 
-/// Keeps the first entry of each run of equal keys (entries are sorted by key, then
-/// priority), counting duplicates, conflicts and overrides.
-fn resolve<K: Clone>(
-    entries: Vec<(K, u32)>,
-    records: &[StoredRecord],
-    report: &mut BuildReport,
-    same: impl Fn(&K, &K) -> bool,
-) -> Vec<(K, u32)> {
-    let mut out: Vec<(K, u32)> = Vec::with_capacity(entries.len());
-    let mut conflicted = false;
-    for (key, id) in entries {
-        if let Some((last_key, last_id)) = out.last() {
-            if same(last_key, &key) {
-                let winner = &records[*last_id as usize];
-                let other = &records[id as usize];
-                if winner.verdict == other.verdict {
-                    report.duplicates += 1;
-                } else if !conflicted {
-                    conflicted = true;
-                    report.conflicts += 1;
-                    if winner.r#override && !other.r#override {
-                        report.overrides += 1;
-                    }
-                }
+/// Conflict resolution and its counts.
+#[derive(Debug, Default)]
+struct Tally {
+    duplicates: u64,
+    conflicts: u64,
+    overrides: u64,
+    sources: BTreeMap<String, SourceReport>,
+}
+
+impl Tally {
+    /// Picks the winning record among the records listed for one key, and counts.
+    fn resolve(
+        &mut self,
+        group: &[u32],
+        records: &[StoredRecord],
+        priority: &dyn Fn(u32) -> Priority,
+    ) -> u32 {
+        let winner = group
+            .iter()
+            .copied()
+            .min_by_key(|id| priority(*id))
+            .unwrap_or(0);
+        let w = &records[winner as usize];
+        self.sources.entry(w.source.clone()).or_default().kept += 1;
+        if group.len() == 1 {
+            return winner;
+        }
+        let conflicted = group
+            .iter()
+            .any(|id| records[*id as usize].verdict != w.verdict);
+        if conflicted {
+            self.conflicts += 1;
+            if w.r#override && group.iter().any(|id| !records[*id as usize].r#override) {
+                self.overrides += 1;
+            }
+            self.sources
+                .entry(w.source.clone())
+                .or_default()
+                .conflicts_won += 1;
+        }
+        let mut winner_seen = false;
+        for id in group {
+            if *id == winner && !winner_seen {
+                winner_seen = true;
                 continue;
             }
+            let r = &records[*id as usize];
+            let stats = self.sources.entry(r.source.clone()).or_default();
+            if r.verdict == w.verdict {
+                self.duplicates += 1;
+                stats.duplicates += 1;
+            } else {
+                stats.conflicts_lost += 1;
+            }
         }
-        conflicted = false;
-        out.push((key, id));
+        winner
     }
-    out
+}
+
+/// The string and record sections, records in content order.
+fn record_sections(records: &[StoredRecord], order: &[u32]) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut strings: Vec<&str> = Vec::new();
+    for r in records {
+        strings.extend(r.category.as_deref());
+        strings.extend(r.name.as_deref());
+        strings.push(&r.source);
+    }
+    strings.sort_unstable();
+    strings.dedup();
+    let total: usize = strings.iter().map(|s| s.len()).sum();
+    if total > u32::MAX as usize {
+        return Err(Error::Build("string table over 4 GiB".into()));
+    }
+    let string_id = |s: Option<&str>| match s {
+        Some(s) => strings.binary_search(&s).map_or(u32::MAX, |i| i as u32),
+        None => u32::MAX,
+    };
+    let mut st = SectionWriter::new();
+    st.u64(strings.len() as u64);
+    let mut offset = 0u32;
+    st.u32(0);
+    for s in &strings {
+        offset += s.len() as u32;
+        st.u32(offset);
+    }
+    for s in &strings {
+        st.raw(s.as_bytes());
+    }
+    let mut rs = SectionWriter::new();
+    rs.u64(order.len() as u64);
+    rs.raw(&[0; 24]);
+    for id in order {
+        let r = &records[*id as usize];
+        rs.u8(r.verdict);
+        rs.u8(r.confidence.unwrap_or(255));
+        rs.u16(0);
+        rs.u32(string_id(r.category.as_deref()));
+        rs.u32(string_id(r.name.as_deref()));
+        rs.u32(string_id(Some(&r.source)));
+        rs.i64(r.first_seen.unwrap_or(i64::MIN));
+        rs.i64(r.last_seen.unwrap_or(i64::MIN));
+    }
+    Ok((st.bytes, rs.bytes))
 }
 
 /// Writes `bytes` to a temporary file beside `path`, fsyncs it, renames it over `path` and

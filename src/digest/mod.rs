@@ -12,8 +12,8 @@ mod table;
 use std::fmt;
 use std::str::FromStr;
 
-pub(crate) use table::TableParams;
 pub use table::{FingerprintTable, TableBuilder};
+pub(crate) use table::{TableParams, TableWriter};
 
 use crate::filter::{mix64, KeyHash};
 

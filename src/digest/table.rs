@@ -402,3 +402,143 @@ mod tests {
         assert_eq!(table.find(5000), None);
     }
 }
+
+/// Streams a fingerprint table section into a snapshot file, for builds larger than memory.
+///
+/// Fingerprints arrive sorted and deduplicated; the bucket index and the record id width are
+/// known only at the end, so the header and index are patched in, and record ids are kept in
+/// a temporary file until the width is known.
+#[derive(Debug)]
+pub(crate) struct TableWriter {
+    section_at: u64,
+    bits: u32,
+    counts: Vec<u32>,
+    count: u64,
+    ids: std::io::BufWriter<std::fs::File>,
+    first_id: Option<u32>,
+    uniform: bool,
+    last: Option<u128>,
+}
+
+impl TableWriter {
+    /// Begins the section; `max_entries` (an upper bound on the entries to come) sizes the
+    /// bucket index.
+    pub fn begin(
+        out: &mut crate::format::SnapshotFile,
+        kind: crate::format::SectionKind,
+        max_entries: u64,
+        temp_dir: &std::path::Path,
+    ) -> std::io::Result<Self> {
+        let bits = TableBuilder::bucket_bits(max_entries as usize);
+        let section_at = out.begin(kind);
+        let index_len = ((1usize << bits) + 1) * 4;
+        out.zeros(align_up(HEADER + index_len) as u64)?;
+        let ids = tempfile::tempfile_in(temp_dir)?;
+        Ok(TableWriter {
+            section_at,
+            bits,
+            counts: vec![0; 1usize << bits],
+            count: 0,
+            ids: std::io::BufWriter::with_capacity(1 << 20, ids),
+            first_id: None,
+            uniform: true,
+            last: None,
+        })
+    }
+
+    /// Appends one entry; fingerprints must be strictly increasing.
+    pub fn push(
+        &mut self,
+        out: &mut crate::format::SnapshotFile,
+        fp: u128,
+        id: u32,
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        if self.last.is_some_and(|l| l >= fp) {
+            return Err(std::io::Error::other("fingerprints out of order"));
+        }
+        self.last = Some(fp);
+        out.write(&fp.to_be_bytes())?;
+        self.counts[bucket_of(fp, self.bits)] += 1;
+        self.count += 1;
+        match self.first_id {
+            None => self.first_id = Some(id),
+            Some(f) if f != id => self.uniform = false,
+            Some(_) => {}
+        }
+        self.ids.write_all(&id.to_le_bytes())
+    }
+
+    /// Writes the record ids, patches the header and index, and ends the section.
+    pub fn finish(
+        self,
+        out: &mut crate::format::SnapshotFile,
+        records: u32,
+    ) -> std::io::Result<u64> {
+        use std::io::{Read, Seek};
+        if self.count > u32::MAX as u64 {
+            return Err(std::io::Error::other(
+                "more than 4 billion entries in one table",
+            ));
+        }
+        let width = if self.uniform {
+            0
+        } else {
+            match records.saturating_sub(1) {
+                0..=0xff => 1,
+                0x100..=0xffff => 2,
+                0x1_0000..=0xff_ffff => 3,
+                _ => 4,
+            }
+        };
+        if width > 0 {
+            let mut ids = self.ids.into_inner().map_err(|e| e.into_error())?;
+            ids.rewind()?;
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, ids);
+            let mut chunk = vec![0u8; 4 << 16];
+            let mut packed = Vec::with_capacity((chunk.len() / 4) * width);
+            loop {
+                let mut filled = 0;
+                while filled < chunk.len() {
+                    let n = reader.read(&mut chunk[filled..])?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                if filled == 0 {
+                    break;
+                }
+                packed.clear();
+                for id in chunk[..filled].chunks_exact(4) {
+                    packed.extend_from_slice(&id[..width]);
+                }
+                out.write(&packed)?;
+                if filled < chunk.len() {
+                    break;
+                }
+            }
+        }
+        let mut header = [0u8; HEADER];
+        header[..8].copy_from_slice(&self.count.to_le_bytes());
+        header[8] = self.bits as u8;
+        header[9] = width as u8;
+        let default = if self.uniform {
+            self.first_id.unwrap_or(0)
+        } else {
+            0
+        };
+        header[16..20].copy_from_slice(&default.to_le_bytes());
+        out.patch(self.section_at, &header)?;
+        let mut index = Vec::with_capacity((self.counts.len() + 1) * 4);
+        let mut start = 0u32;
+        for c in &self.counts {
+            index.extend_from_slice(&start.to_le_bytes());
+            start += c;
+        }
+        index.extend_from_slice(&start.to_le_bytes());
+        out.patch(self.section_at + HEADER as u64, &index)?;
+        out.end()?;
+        Ok(self.count)
+    }
+}

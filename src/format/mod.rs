@@ -85,7 +85,7 @@ mod writer;
 pub use metadata::{FeedSummary, Metadata};
 pub(crate) use reader::{Layout, SectionRef};
 pub(crate) use tables::{RecordTable, StringTable};
-pub(crate) use writer::{SectionWriter, SnapshotWriter};
+pub(crate) use writer::{SectionWriter, SnapshotFile};
 
 /// The magic bytes every snapshot starts with.
 pub const MAGIC: [u8; 8] = *b"RPUTSNAP";

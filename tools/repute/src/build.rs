@@ -43,7 +43,8 @@ A manifest lists feeds as TOML tables (paths relative to the manifest):
   verdict = \"malicious\"      # optional, default per format
   source = \"internal\"        # optional, default: the file's stem
   category = \"trojan\"        # optional
-  override = false           # optional: this feed's verdicts win every conflict")]
+  override = false           # optional: this feed's verdicts win every conflict
+  min_records = 1000         # optional: fail the build when the feed yields fewer")]
 pub struct BuildArgs {
     /// Where to write the snapshot.
     #[arg(short, long, value_name = "OUT")]
@@ -69,6 +70,42 @@ pub struct BuildArgs {
     /// Bloom filter bits per key (more bits, fewer false positives).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(4..=64))]
     filter_bits: u32,
+    /// Memory for sorting keys (e.g. 4GiB, 512M); beyond it sorted runs spill to disk
+    /// [default: a quarter of RAM].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory: Option<u64>,
+    /// Directory for spilled runs [default: the output's directory].
+    #[arg(long, value_name = "DIR")]
+    temp_dir: Option<PathBuf>,
+    /// Fail when any feed yields fewer good records than this (an empty or truncated
+    /// download must not publish an empty snapshot); a manifest can set it per feed.
+    #[arg(long, value_name = "N")]
+    min_records: Option<u64>,
+}
+
+/// Parses sizes such as `4GiB`, `512M`, `1g`, `1000000`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 4GiB, 512M, 1000000)"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?} (use K, M, G or T)"
+            ))
+        }
+    };
+    Ok((number * multiplier as f64) as u64)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,6 +131,7 @@ struct ManifestFeed {
     category: Option<String>,
     #[serde(default, rename = "override")]
     override_: bool,
+    min_records: Option<u64>,
 }
 
 /// One feed to read.
@@ -101,6 +139,7 @@ struct ManifestFeed {
 struct FeedSpec {
     path: PathBuf,
     options: FeedOptions,
+    min_records: Option<u64>,
 }
 
 fn parse_verdict(text: &str) -> Result<Option<Verdict>> {
@@ -132,6 +171,7 @@ fn parse_feed_arg(arg: &str, strict: bool) -> Result<FeedSpec> {
     Ok(FeedSpec {
         path: PathBuf::from(path),
         options,
+        min_records: None,
     })
 }
 
@@ -158,6 +198,7 @@ fn read_manifest(path: &Path, strict: bool) -> Result<Vec<FeedSpec>> {
         specs.push(FeedSpec {
             path: base.join(f.path),
             options,
+            min_records: f.min_records,
         });
     }
     Ok(specs)
@@ -198,8 +239,19 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
         bail!("no feeds given: use --feed FORMAT:VERDICT:PATH or --manifest FEEDS.toml (see repute build --help)");
     }
     let started = Instant::now();
-    let mut builder = SnapshotBuilder::new();
+    let mut builder = match args.memory {
+        Some(bytes) => SnapshotBuilder::with_memory(bytes),
+        None => SnapshotBuilder::new(),
+    };
+    let temp_dir = match &args.temp_dir {
+        Some(d) => d.clone(),
+        None => match args.output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        },
+    };
     builder
+        .temp_dir(temp_dir)
         .created(created_time(args.created)?)
         .sequence(args.sequence)
         .bits_per_key(args.filter_bits);
@@ -227,6 +279,16 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
         })
         .with_context(|| format!("feed {}", spec.path.display()))?;
         bar.finish_and_clear();
+        if let Some(min) = spec.min_records.or(args.min_records) {
+            if report.keys < min {
+                bail!(
+                    "feed {} yielded {} good records, fewer than the minimum of {min}; \
+                     refusing to publish (is the download empty or truncated?)",
+                    spec.path.display(),
+                    report.keys
+                );
+            }
+        }
         reports.push(report);
     }
     let spinner = if show_progress {
@@ -327,6 +389,22 @@ fn print_text_report(
         "  records: {}; duplicates merged: {}; conflicts: {} ({} decided by override feeds); entries refused: {}",
         build.records, build.duplicates, build.conflicts, build.overrides, build.refused
     )?;
+    for (source, r) in &build.sources {
+        if r.duplicates + r.conflicts_won + r.conflicts_lost > 0 {
+            writeln!(
+                err,
+                "  {source}: {} keys kept, {} duplicates, {} conflicts won, {} lost",
+                r.kept, r.duplicates, r.conflicts_won, r.conflicts_lost
+            )?;
+        }
+    }
+    if build.spilled_runs > 0 {
+        writeln!(
+            err,
+            "  sorted in {} runs spilled to disk (raise --memory to keep keys in memory)",
+            build.spilled_runs
+        )?;
+    }
     Ok(())
 }
 
@@ -345,5 +423,15 @@ mod tests {
         assert!(parse_feed_arg("hashes:bad.txt", false).is_err());
         assert!(parse_feed_arg("nope::x", false).is_err());
         assert!(parse_feed_arg("hashes:evil:x", false).is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5k"), Ok(1536));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5X").is_err());
     }
 }

@@ -400,3 +400,101 @@ fn coreutils_digests_round_trip() {
         "{out}"
     );
 }
+
+#[test]
+fn min_records_refuses_to_publish_a_short_feed() {
+    let dir = feeds();
+    let p = dir.path();
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "m.snap",
+            "--min-records",
+            "4",
+            "--feed",
+            "hashes::bad.txt",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("fewer than the minimum of 4"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!p.join("m.snap").exists());
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "m.snap",
+            "--min-records",
+            "3",
+            "--feed",
+            "hashes::bad.txt",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    std::fs::write(p.join("empty.txt"), "").unwrap();
+    std::fs::write(
+        p.join("min.toml"),
+        "[[feed]]\nformat = \"hashes\"\npath = \"empty.txt\"\nmin_records = 1\n",
+    )
+    .unwrap();
+    let o = run(p, &["build", "-o", "m2.snap", "--manifest", "min.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!p.join("m2.snap").exists());
+}
+
+#[test]
+fn a_small_memory_budget_spills_and_gives_the_same_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let mut feed = std::fs::File::create(p.join("big.txt")).unwrap();
+    repute_gen::write_feed(&mut feed, repute_gen::Format::Hashes, 200_000, 3).unwrap();
+    drop(feed);
+    let args = |out: &'static str, memory: &'static str| {
+        vec![
+            "build",
+            "-o",
+            out,
+            "--created",
+            "1",
+            "--memory",
+            memory,
+            "--report",
+            "json",
+            "--feed",
+            "hashes::big.txt",
+        ]
+    };
+    let o = run(p, &args("small.snap", "1M"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(
+        report["build"]["spilled_runs"].as_u64().unwrap() >= 2,
+        "{report}"
+    );
+    let o = run(p, &args("large.snap", "1GiB"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(p.join("small.snap")).unwrap(),
+        std::fs::read(p.join("large.snap")).unwrap()
+    );
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "x.snap",
+            "--memory",
+            "lots",
+            "--feed",
+            "hashes::big.txt",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
