@@ -243,6 +243,11 @@ fn push_lowercase(out: &mut String, bytes: &[u8]) {
     out.extend(bytes.iter().map(|b| char::from(b.to_ascii_lowercase())));
 }
 
+/// Bytes that end or split a host when a URL is parsed, or change meaning when unescaped.
+fn is_host_delimiter(b: u8) -> bool {
+    b <= 0x20 || b >= 0x7f || b"/\\?#@:%[]".contains(&b)
+}
+
 #[inline]
 fn is_slash(b: u8) -> bool {
     b == b'/' || b == b'\\'
@@ -375,7 +380,11 @@ fn canonical_host_bytes(host: &[u8], work: &mut Vec<u8>, out: &mut String) -> Re
     let ascii: &[u8] = if host.is_ascii() {
         host
     } else {
-        idna = idna::domain_to_ascii_cow(host, idna::AsciiDenyList::EMPTY).ok();
+        // A conversion that yields a delimiter (say U+FE68 mapped to `\\`) would read
+        // differently the next time: keep the raw bytes instead.
+        idna = idna::domain_to_ascii_cow(host, idna::AsciiDenyList::URL)
+            .ok()
+            .filter(|ascii| !ascii.bytes().any(is_host_delimiter));
         match &idna {
             Some(converted) => converted.as_bytes(),
             None => host,
@@ -394,6 +403,9 @@ fn canonical_host_bytes(host: &[u8], work: &mut Vec<u8>, out: &mut String) -> Re
     }
     if work.is_empty() {
         return Err(UrlError::new("no host"));
+    }
+    if work.iter().any(|&b| b == b'[' || b == b']') {
+        return Err(UrlError::new("'[' or ']' outside an IPv6 literal"));
     }
     if let Some(ip) = parse_ipv4(work) {
         use std::fmt::Write;
@@ -647,6 +659,9 @@ mod tests {
             ),
             ("ftp://ftp.myfiles.com/", "ftp://ftp.myfiles.com/"),
             ("http://some%1bhost.com/%1b", "http://some%1Bhost.com/%1B"),
+            // IDNA mappings to delimiters keep the raw bytes.
+            ("http://\u{fe68}0/", "http://%EF%B9%A80/"),
+            ("http://a\u{ff0f}b.com/", "http://a%EF%BC%8Fb.com/"),
         ];
         let failures: Vec<String> = table
             .iter()
@@ -677,6 +692,8 @@ mod tests {
             "http://[::1/",
             "http://[not-an-address]/",
             "http://[::1]x/",
+            ".[http://",
+            "http://a[b]/",
             "http://...../",
             "http://",
         ] {

@@ -6,7 +6,8 @@
 //! - up to 4 suffixes formed from the last 5 labels by successively removing the leading
 //!   one, never the bare top-level domain, and (beyond the specification) never a suffix
 //!   that is itself a known public suffix such as `co.uk` or `github.io`, which no entry
-//!   can list (see [`super::entry_expression`]); an IP address gives only itself;
+//!   can list (see [`super::entry_expression`]), nor one that looks like an IP address;
+//!   an IP address gives only itself;
 //!
 //! and at most 6 paths: the full path with the query, the full path, and up to 4 prefixes
 //! formed from the root by appending one segment at a time (`/`, `/a/`, `/a/b/`, `/a/b/c/`).
@@ -128,9 +129,15 @@ impl Expressions {
                     .map_or(1, |s| {
                         s.as_bytes().iter().filter(|&&b| b == b'.').count() + 1
                     });
+                // A numeric top-level label: some suffixes may look like IP addresses,
+                // which only ever match exactly.
+                let numeric_tld = self.reversed.first().is_some_and(u8::is_ascii_digit);
                 for k in (1..labels).rev() {
                     let len = suffix_ends[k];
-                    if k < public_labels && is_public_suffix_bytes(&host[host.len() - len..]) {
+                    let suffix = &host[host.len() - len..];
+                    if (k < public_labels && is_public_suffix_bytes(suffix))
+                        || (numeric_tld && is_ip_host(suffix))
+                    {
                         continue;
                     }
                     hosts[host_count] = len;
