@@ -176,14 +176,11 @@ impl Canonicalizer {
 
         // Authority, then path and query.
         let tail = &raw[authority_start..];
-        let authority_len = tail
-            .iter()
-            .position(|&b| is_slash(b) || b == b'?')
-            .unwrap_or(tail.len());
+        let authority_len = memchr::memchr3(b'/', b'\\', b'?', tail).unwrap_or(tail.len());
         let (authority, path_and_query) = tail.split_at(authority_len);
         canonical_authority(authority, &mut self.host, &mut out.host)?;
 
-        let (path, query) = match path_and_query.iter().position(|&b| b == b'?') {
+        let (path, query) = match memchr::memchr(b'?', path_and_query) {
             Some(i) => (&path_and_query[..i], Some(&path_and_query[i + 1..])),
             None => (path_and_query, None),
         };
@@ -273,7 +270,7 @@ fn hex_value(b: u8) -> Option<u8> {
 /// work is linear even for `%252525...`, which a pass-until-stable loop takes quadratically.
 fn unescape_cleaned(input: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    let end = input.iter().position(|&b| b == b'#').unwrap_or(input.len());
+    let end = memchr::memchr(b'#', input).unwrap_or(input.len());
     let body = &input[..end];
     let is_trimmed = |b: &u8| *b <= b' ';
     let start = body
@@ -284,19 +281,49 @@ fn unescape_cleaned(input: &[u8], out: &mut Vec<u8>) {
         .iter()
         .rposition(|b| !is_trimmed(b))
         .map_or(start, |i| i + 1);
-    for &b in &body[start..stop] {
-        if matches!(b, b'\t' | b'\r' | b'\n') {
-            continue;
+    let mut rest = &body[start..stop];
+    // Without tab, CR or LF (the common case) only `%` needs a closer look.
+    let has_breaks = memchr::memchr3(b'\t', b'\r', b'\n', rest).is_some();
+    let next_special = |bytes: &[u8]| {
+        if has_breaks {
+            bytes
+                .iter()
+                .position(|b| matches!(b, b'%' | b'\t' | b'\r' | b'\n'))
+        } else {
+            memchr::memchr(b'%', bytes)
         }
-        out.push(b);
-        while let [.., b'%', hi, lo] = out[..] {
-            let (Some(hi), Some(lo)) = (hex_value(hi), hex_value(lo)) else {
-                break;
-            };
-            let len = out.len();
-            out.truncate(len - 3);
-            out.push(hi << 4 | lo);
+    };
+    let special = |b: &u8| matches!(b, b'%' | b'\t' | b'\r' | b'\n');
+    while let Some((&first, tail)) = rest.split_first() {
+        // Byte by byte while an escape may be pending at the end of `out` (a `%` in its
+        // last two bytes) or the next byte is special; otherwise no escape can form until
+        // the next special byte, and the run up to it is copied at once.
+        let pending = out.len() >= 2 && out[out.len() - 2] == b'%' || out.last() == Some(&b'%');
+        if pending || special(&first) {
+            push_unescaping(out, first);
+            rest = tail;
+        } else {
+            let run = next_special(rest).unwrap_or(rest.len());
+            out.extend_from_slice(&rest[..run]);
+            rest = &rest[run..];
         }
+    }
+}
+
+/// Appends one byte (dropping tab, CR and LF), then decodes any `%XX` it completes.
+#[inline]
+fn push_unescaping(out: &mut Vec<u8>, b: u8) {
+    if matches!(b, b'\t' | b'\r' | b'\n') {
+        return;
+    }
+    out.push(b);
+    while let [.., b'%', hi, lo] = out[..] {
+        let (Some(hi), Some(lo)) = (hex_value(hi), hex_value(lo)) else {
+            break;
+        };
+        let len = out.len();
+        out.truncate(len - 3);
+        out.push(hi << 4 | lo);
     }
 }
 
@@ -329,20 +356,17 @@ fn canonical_authority(
     work: &mut Vec<u8>,
     out: &mut String,
 ) -> Result<(), UrlError> {
-    let host_port = match authority.iter().rposition(|&b| b == b'@') {
+    let host_port = match memchr::memrchr(b'@', authority) {
         Some(i) => &authority[i + 1..],
         None => authority,
     };
     let (host, port) = if host_port.first() == Some(&b'[') {
-        let Some(close) = host_port.iter().position(|&b| b == b']') else {
+        let Some(close) = memchr::memchr(b']', host_port) else {
             return Err(UrlError::new("unterminated IPv6 literal"));
         };
         host_port.split_at(close + 1)
     } else {
-        let colon = host_port
-            .iter()
-            .position(|&b| b == b':')
-            .unwrap_or(host_port.len());
+        let colon = memchr::memchr(b':', host_port).unwrap_or(host_port.len());
         host_port.split_at(colon)
     };
     if let Some((b':', digits)) = port.split_first() {
@@ -404,7 +428,7 @@ fn canonical_host_bytes(host: &[u8], work: &mut Vec<u8>, out: &mut String) -> Re
     if work.is_empty() {
         return Err(UrlError::new("no host"));
     }
-    if work.iter().any(|&b| b == b'[' || b == b']') {
+    if memchr::memchr2(b'[', b']', work).is_some() {
         return Err(UrlError::new("'[' or ']' outside an IPv6 literal"));
     }
     if let Some(ip) = parse_ipv4(work) {
@@ -500,12 +524,23 @@ fn resolve_path(path: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Which bytes [`escape_into`] escapes.
+const ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b <= 0x20 || b >= 0x7f || b == b'#' as usize || b == b'%' as usize;
+        b += 1;
+    }
+    table
+};
+
 /// Appends `bytes` to `out`, escaping bytes `<= 0x20`, `>= 0x7f`, `#` and `%` as `%XX`.
 fn escape_into(bytes: &[u8], out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut plain = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        if b <= 0x20 || b >= 0x7f || b == b'#' || b == b'%' {
+        if ESCAPED[usize::from(b)] {
             // Everything in `bytes[plain..i]` is printable ASCII.
             out.push_str(std::str::from_utf8(&bytes[plain..i]).unwrap_or_default());
             out.push('%');
