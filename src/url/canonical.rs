@@ -777,8 +777,27 @@ mod tests {
             assert_eq!(url, canonicalize(input).unwrap());
         }
         assert!(c.canonicalize_into("http:///x", &mut url).is_err());
-        c.canonicalize_into("d.com/z", &mut url).unwrap();
-        assert_eq!(url.to_string(), "http://d.com/z");
+        c.canonicalize_into("d.com/z?q", &mut url).unwrap();
+        assert_eq!(url.to_string(), "http://d.com/z?q");
+        // Shorter URLs reuse the buffers.
+        let query_ptr = url.query.as_ref().map(|q| q.as_ptr());
+        let ptrs = (
+            url.scheme.as_ptr(),
+            url.host.as_ptr(),
+            url.path.as_ptr(),
+            query_ptr,
+        );
+        c.canonicalize_into("HTTP://E.com/y?r", &mut url).unwrap();
+        let query_ptr = url.query.as_ref().map(|q| q.as_ptr());
+        assert_eq!(
+            (
+                url.scheme.as_ptr(),
+                url.host.as_ptr(),
+                url.path.as_ptr(),
+                query_ptr
+            ),
+            ptrs
+        );
     }
 
     #[test]

@@ -309,6 +309,21 @@ mod tests {
     }
 
     #[test]
+    fn fill_reuses_its_buffers() {
+        let mut e = Expressions::new();
+        e.fill(&canonicalize("http://a.b.c.d.e.f/1/2/3/4/5.html?q=1").unwrap());
+        let (buf, ends) = (e.buf.as_ptr(), e.ends.as_ptr());
+        for url in [
+            "http://x.y.z/a/b?c",
+            "http://1.2.3.4/",
+            "http://q.example.com/p/",
+        ] {
+            e.fill(&canonicalize(url).unwrap());
+            assert_eq!((e.buf.as_ptr(), e.ends.as_ptr()), (buf, ends), "{url}");
+        }
+    }
+
+    #[test]
     fn ip_hosts() {
         assert!(is_ip_host(b"1.2.3.4"));
         assert!(is_ip_host(b"[::1]"));
