@@ -16,6 +16,31 @@
 //! everything under one domain is one contiguous range. The most specific match wins: the
 //! longest path expression first (full path with query, full path, longest prefix ... `/`),
 //! then within one path the longest host.
+//!
+//! Scheme, userinfo and port take no part in matching: `https://example.com:8443/a` and
+//! `http://example.com/a` are the same expressions.
+//!
+//! For many URLs, reuse a [`Canonicalizer`], a [`CanonicalUrl`] and an [`Expressions`]:
+//! after the first few URLs a check allocates nothing (unless the host is an IDN).
+//!
+//! ```
+//! use repute::url::{CanonicalUrl, Canonicalizer, EntryKind, Expressions};
+//! use repute::{FeedInfo, RecordSpec, Snapshot, SnapshotBuilder, Verdict};
+//!
+//! let mut builder = SnapshotBuilder::new();
+//! let feed = builder.add_feed(FeedInfo::new("phish", "domains", Verdict::Malicious));
+//! builder.add_url_entry(feed, "login.example", EntryKind::Domain, RecordSpec::default())?;
+//! let snapshot = Snapshot::open(builder.to_bytes()?)?;
+//!
+//! let (mut canonicalizer, mut url, mut scratch) =
+//!     (Canonicalizer::new(), CanonicalUrl::default(), Expressions::new());
+//! for (input, listed) in [("HTTPS://a.LOGIN.example./x#y", true), ("http://example/", false)] {
+//!     canonicalizer.canonicalize_into(input, &mut url)?;
+//!     let hit = snapshot.lookup_url(&url, &mut scratch)?;
+//!     assert_eq!(hit.is_some(), listed);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod canonical;
 mod expressions;
