@@ -9,7 +9,9 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::digest::{FingerprintTable, TableParams};
 use crate::filter::{prefetch, BlockedBloom};
 use crate::format::{Layout, RecordTable, SectionKind, SectionRef, StringTable};
-use crate::url::{expression_hash, key_expression, CanonicalUrl, Expressions, UrlTable};
+use crate::url::{
+    expression_hash, key_expression, CanonicalUrl, Expressions, UrlTable, MAX_EXPRESSIONS,
+};
 use crate::{Digest, DigestKind, Error, Metadata, Query, Record, RecordId, Result};
 
 /// Lookups interleaved per batch step.
@@ -373,8 +375,15 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         };
         let v = self.views();
         scratch.fill(url);
-        for key in scratch.keys() {
-            if !v.filter.may_contain(expression_hash(key)) {
+        // Hash every expression and prefetch its filter block first, so that the up to 30
+        // probes overlap their memory accesses.
+        let mut hashes = [crate::filter::KeyHash(0); MAX_EXPRESSIONS];
+        for (hash, key) in hashes.iter_mut().zip(scratch.keys()) {
+            *hash = expression_hash(key);
+            prefetch(v.filter.block_ptr(*hash));
+        }
+        for (hash, key) in hashes.iter().zip(scratch.keys()) {
+            if !v.filter.may_contain(*hash) {
                 continue;
             }
             if let Some(id) = table.get(key) {

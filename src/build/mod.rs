@@ -169,7 +169,8 @@ pub fn default_memory_budget() -> u64 {
 /// Collects keys and records, then writes a snapshot.
 #[derive(Debug)]
 pub struct SnapshotBuilder {
-    feeds: Vec<(FeedInfo, u64)>,
+    /// Each feed, its key count, and the id of its record for keys with no details.
+    feeds: Vec<(FeedInfo, u64, Option<u32>)>,
     records: HashMap<StoredRecord, u32>,
     record_list: Vec<StoredRecord>,
     digests: RunSorter,
@@ -256,7 +257,7 @@ impl SnapshotBuilder {
 
     /// Registers a feed.
     pub fn add_feed(&mut self, info: FeedInfo) -> FeedId {
-        self.feeds.push((info, 0));
+        self.feeds.push((info, 0, None));
         FeedId(self.feeds.len() as u32 - 1)
     }
 
@@ -271,8 +272,15 @@ impl SnapshotBuilder {
     }
 
     fn intern(&mut self, feed: FeedId, spec: RecordSpec) -> u32 {
-        let (info, keys) = &mut self.feeds[feed.0 as usize];
+        let (info, keys, plain) = &mut self.feeds[feed.0 as usize];
         *keys += 1;
+        // Most keys of a plain list carry nothing of their own: one cached record per feed.
+        let is_plain = spec == RecordSpec::default();
+        if is_plain {
+            if let Some(id) = plain {
+                return *id;
+            }
+        }
         let stored = StoredRecord {
             verdict: spec
                 .verdict
@@ -287,12 +295,18 @@ impl SnapshotBuilder {
             confidence: spec.confidence.map(|c| c.min(100)),
             r#override: info.r#override,
         };
-        if let Some(id) = self.records.get(&stored) {
-            return *id;
+        let id = match self.records.get(&stored) {
+            Some(id) => *id,
+            None => {
+                let id = self.record_list.len() as u32;
+                self.record_list.push(stored.clone());
+                self.records.insert(stored, id);
+                id
+            }
+        };
+        if is_plain {
+            self.feeds[feed.0 as usize].2 = Some(id);
         }
-        let id = self.record_list.len() as u32;
-        self.record_list.push(stored.clone());
-        self.records.insert(stored, id);
         id
     }
 
@@ -439,6 +453,7 @@ impl SnapshotBuilder {
 
         // Digest tables, streamed from the merged runs.
         let mut merged = self.digests.sorted().map_err(io)?;
+        let mut hashes = Vec::with_capacity(4096);
         let mut pending = merged.next_entry().map_err(io)?;
         for kind in &digest_kinds {
             let section = match kind {
@@ -466,7 +481,11 @@ impl SnapshotBuilder {
                 }
                 let winner = tally.resolve(&group, records, &priority);
                 let fp = first.fingerprint();
-                bloom.insert(fingerprint_hash(*kind, fp));
+                hashes.push(fingerprint_hash(*kind, fp));
+                if hashes.len() == hashes.capacity() {
+                    bloom.insert_batch(&hashes);
+                    hashes.clear();
+                }
                 let v = Verdict::from_byte(records[winner as usize].verdict)
                     .unwrap_or(Verdict::Unknown);
                 *verdicts.entry(v.as_str().into()).or_default() += 1;
@@ -474,6 +493,8 @@ impl SnapshotBuilder {
                     .push(&mut out, fp, rank[winner as usize])
                     .map_err(io)?;
             }
+            bloom.insert_batch(&hashes);
+            hashes.clear();
             let n = table.finish(&mut out, order.len() as u32).map_err(io)?;
             report.keys.insert(kind.as_str().into(), n);
         }
@@ -532,7 +553,7 @@ impl SnapshotBuilder {
         let mut feeds: Vec<FeedSummary> = self
             .feeds
             .iter()
-            .map(|(f, keys)| FeedSummary {
+            .map(|(f, keys, _)| FeedSummary {
                 source: f.source.clone(),
                 format: f.format.clone(),
                 verdict: f.verdict.as_str().into(),

@@ -141,6 +141,20 @@ impl BloomBuilder {
         }
     }
 
+    /// Adds many keys, prefetching their blocks first: inserts land in random cache lines,
+    /// so overlapping the misses is several times faster than one insert after another.
+    pub fn insert_batch(&mut self, hashes: &[KeyHash]) {
+        for chunk in hashes.chunks(32) {
+            for h in chunk {
+                let b = block_of(*h, self.count) * 8;
+                prefetch(self.words[b..].as_ptr().cast());
+            }
+            for h in chunk {
+                self.insert(*h);
+            }
+        }
+    }
+
     /// The section's bytes.
     pub fn into_section(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_BYTES + self.words.len() * 8);

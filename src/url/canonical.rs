@@ -1,21 +1,52 @@
 //! URL canonicalization, shared by the builder and lookups.
+//!
+//! The rules are those of the Safe Browsing "URLs and hashing" specification, applied to
+//! bytes (an input may percent-escape bytes that are not UTF-8):
+//!
+//! 1. tab, CR and LF are removed; the fragment (from the first `#`) is dropped; leading and
+//!    trailing control characters and spaces are trimmed;
+//! 2. the whole URL is percent-unescaped repeatedly until no escape is left (done in one
+//!    linear pass, see [`Canonicalizer`]);
+//! 3. the scheme is lower-cased (`http` when the input has none); userinfo and port are
+//!    dropped;
+//! 4. the host: IDNs become punycode, ASCII is lower-cased, leading and trailing dots are
+//!    removed and runs of dots collapsed; IPv4 addresses in any legal encoding (decimal,
+//!    octal, hex, fewer than four parts) become dotted decimal; bracketed IPv6 addresses are
+//!    kept in their canonical text form;
+//! 5. the path: `\` counts as `/`; `.` and `..` segments are resolved (never above the
+//!    root) and runs of `/` collapsed; the query is kept as it is;
+//! 6. bytes `<= 0x20`, `>= 0x7f`, `#` and `%` are escaped as `%XX` with upper-case hex, so
+//!    every canonical component is ASCII.
+//!
+//! The canonical form is a fixed point: canonicalizing `scheme://host/path?query` again
+//! gives the same URL.
 
+use std::borrow::Cow;
 use std::fmt;
 
-/// Longest input accepted, in bytes.
-pub const MAX_URL_LEN: usize = 64 * 1024;
+/// Longest input accepted, in bytes (as much as a browser takes).
+pub const MAX_URL_LEN: usize = 2 * 1024 * 1024;
+
+/// Longest host accepted, in bytes after unescaping. DNS names are at most 253 bytes; the
+/// bound keeps IDN conversion (quadratic in a label's length) cheap on hostile input.
+pub const MAX_HOST_LEN: usize = 1024;
 
 /// Why an input is not a usable URL or host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlError {
-    reason: String,
+    reason: Cow<'static, str>,
 }
 
 impl UrlError {
-    pub(crate) fn new(reason: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: impl Into<Cow<'static, str>>) -> Self {
         UrlError {
             reason: reason.into(),
         }
+    }
+
+    /// What is wrong with the input.
+    pub fn reason(&self) -> &str {
+        &self.reason
     }
 }
 
@@ -27,8 +58,11 @@ impl fmt::Display for UrlError {
 
 impl std::error::Error for UrlError {}
 
-/// A URL in canonical form.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A URL in canonical form. Every field is ASCII.
+///
+/// `Default` gives an empty value, useful as a buffer for
+/// [`Canonicalizer::canonicalize_into`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct CanonicalUrl {
     /// Lower-case scheme (`http` when the input had none).
     pub scheme: String,
@@ -36,14 +70,15 @@ pub struct CanonicalUrl {
     pub host: String,
     /// Canonical path, starting with `/`.
     pub path: String,
-    /// The query without its `?`, when there was one.
+    /// The query without its `?`, when there was one (possibly empty).
     pub query: Option<String>,
 }
 
 impl CanonicalUrl {
     /// `host/path?query`, the form expressions take.
     pub fn expression(&self) -> String {
-        let mut s = String::with_capacity(self.host.len() + self.path.len() + 1);
+        let query_len = self.query.as_ref().map_or(0, |q| q.len() + 1);
+        let mut s = String::with_capacity(self.host.len() + self.path.len() + query_len);
         s.push_str(&self.host);
         s.push_str(&self.path);
         if let Some(q) = &self.query {
@@ -56,133 +91,737 @@ impl CanonicalUrl {
 
 impl fmt::Display for CanonicalUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}", self.scheme, self.expression())
+        write!(f, "{}://{}{}", self.scheme, self.host, self.path)?;
+        if let Some(q) = &self.query {
+            write!(f, "?{q}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Canonicalizes URLs with reusable buffers: after the first few calls,
+/// [`Canonicalizer::canonicalize_into`] does not allocate (except to convert an IDN host).
+///
+/// ```
+/// use repute::url::{CanonicalUrl, Canonicalizer};
+///
+/// let mut canonicalizer = Canonicalizer::new();
+/// let mut url = CanonicalUrl::default();
+/// canonicalizer.canonicalize_into("HTTP://Example.COM:80/a/../b#top", &mut url).unwrap();
+/// assert_eq!(url.to_string(), "http://example.com/b");
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Canonicalizer {
+    /// The input fully unescaped.
+    raw: Vec<u8>,
+    /// The host while it is being cleaned.
+    host: Vec<u8>,
+    /// The path with dot segments resolved.
+    path: Vec<u8>,
+}
+
+impl Canonicalizer {
+    /// A canonicalizer with empty buffers.
+    pub fn new() -> Self {
+        Canonicalizer::default()
+    }
+
+    /// Canonicalizes `input` into a new [`CanonicalUrl`].
+    ///
+    /// # Errors
+    ///
+    /// As [`canonicalize`].
+    pub fn canonicalize(&mut self, input: &str) -> Result<CanonicalUrl, UrlError> {
+        let mut url = CanonicalUrl::default();
+        self.canonicalize_into(input, &mut url)?;
+        Ok(url)
+    }
+
+    /// Canonicalizes `input` into `out`, reusing `out`'s strings. On error `out` holds
+    /// unspecified (but valid ASCII) contents.
+    ///
+    /// # Errors
+    ///
+    /// As [`canonicalize`].
+    pub fn canonicalize_into(
+        &mut self,
+        input: &str,
+        out: &mut CanonicalUrl,
+    ) -> Result<(), UrlError> {
+        if input.len() > MAX_URL_LEN {
+            return Err(UrlError::new(format!(
+                "URL longer than {MAX_URL_LEN} bytes"
+            )));
+        }
+        unescape_cleaned(input.as_bytes(), &mut self.raw);
+        let raw = &self.raw[..];
+
+        // Scheme.
+        let (scheme, rest) = split_scheme(raw);
+        out.scheme.clear();
+        let authority_start = match scheme {
+            Some(scheme) => {
+                push_lowercase(&mut out.scheme, scheme);
+                let after = &raw[scheme.len() + 1..];
+                if after.len() < 2 || !is_slash(after[0]) || !is_slash(after[1]) {
+                    return Err(UrlError::new("expected `//` after the scheme"));
+                }
+                scheme.len() + 3
+            }
+            None => {
+                out.scheme.push_str("http");
+                rest
+            }
+        };
+
+        // Authority, then path and query.
+        let tail = &raw[authority_start..];
+        let authority_len = memchr::memchr3(b'/', b'\\', b'?', tail).unwrap_or(tail.len());
+        let (authority, path_and_query) = tail.split_at(authority_len);
+        canonical_authority(authority, &mut self.host, &mut out.host)?;
+
+        let (path, query) = match memchr::memchr(b'?', path_and_query) {
+            Some(i) => (&path_and_query[..i], Some(&path_and_query[i + 1..])),
+            None => (path_and_query, None),
+        };
+        resolve_path(path, &mut self.path);
+        out.path.clear();
+        escape_into(&self.path, &mut out.path);
+        match query {
+            Some(q) => {
+                let buf = out.query.get_or_insert_with(String::new);
+                buf.clear();
+                escape_into(q, buf);
+            }
+            None => out.query = None,
+        }
+        Ok(())
     }
 }
 
 /// Canonicalizes a URL. Input without a scheme is taken as `http://`.
 ///
+/// For many URLs, reuse a [`Canonicalizer`] instead: it keeps its buffers.
+///
+/// ```
+/// let url = repute::url::canonicalize("http://3279880203/blah").unwrap();
+/// assert_eq!(url.to_string(), "http://195.127.0.11/blah");
+/// ```
+///
 /// # Errors
 ///
-/// When the input is too long, or has no usable host.
+/// When the input is longer than [`MAX_URL_LEN`], has a scheme not followed by `//`, has no
+/// host (or one longer than [`MAX_HOST_LEN`]), a port that is not a number, or a bracketed
+/// host that is not an IPv6 address.
 pub fn canonicalize(input: &str) -> Result<CanonicalUrl, UrlError> {
-    if input.len() > MAX_URL_LEN {
+    Canonicalizer::new().canonicalize(input)
+}
+
+/// Canonicalizes a host or authority (userinfo and port are dropped), with the same rules
+/// as the host of [`canonicalize`]. A scheme is allowed; a path or query is not.
+///
+/// ```
+/// assert_eq!(repute::url::canonicalize_host("WWW.Example.COM.").unwrap(), "www.example.com");
+/// ```
+///
+/// # Errors
+///
+/// As [`canonicalize`], and when the input has a path or a query.
+pub fn canonicalize_host(input: &str) -> Result<String, UrlError> {
+    let url = canonicalize(input)?;
+    if url.path != "/" || url.query.is_some() {
+        return Err(UrlError::new("expected a host, found a path or query"));
+    }
+    Ok(url.host)
+}
+
+/// Appends ASCII `bytes` lower-cased (the scheme is ASCII by construction).
+fn push_lowercase(out: &mut String, bytes: &[u8]) {
+    out.extend(bytes.iter().map(|b| char::from(b.to_ascii_lowercase())));
+}
+
+/// Bytes that end or split a host when a URL is parsed, or change meaning when unescaped.
+fn is_host_delimiter(b: u8) -> bool {
+    b <= 0x20 || b >= 0x7f || b"/\\?#@:%[]".contains(&b)
+}
+
+#[inline]
+fn is_slash(b: u8) -> bool {
+    b == b'/' || b == b'\\'
+}
+
+#[inline]
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Steps 1 and 2: drops tab/CR/LF and the fragment, trims control characters and spaces at
+/// both ends, and unescapes repeatedly, writing the result into `out`.
+///
+/// Repeated unescaping has a unique result (escapes never overlap, and each decoding
+/// shortens the text, so the rewriting is confluent and terminating). It is computed in one
+/// pass: whenever the output ends with `%XX`, those three bytes become one and the new end
+/// is checked again. Every byte is written once and every decoding removes two, so the
+/// work is linear even for `%252525...`, which a pass-until-stable loop takes quadratically.
+fn unescape_cleaned(input: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let end = memchr::memchr(b'#', input).unwrap_or(input.len());
+    let body = &input[..end];
+    let is_trimmed = |b: &u8| *b <= b' ';
+    let start = body
+        .iter()
+        .position(|b| !is_trimmed(b))
+        .unwrap_or(body.len());
+    let stop = body
+        .iter()
+        .rposition(|b| !is_trimmed(b))
+        .map_or(start, |i| i + 1);
+    let mut rest = &body[start..stop];
+    // Without tab, CR or LF (the common case) only `%` needs a closer look.
+    let has_breaks = memchr::memchr3(b'\t', b'\r', b'\n', rest).is_some();
+    let next_special = |bytes: &[u8]| {
+        if has_breaks {
+            bytes
+                .iter()
+                .position(|b| matches!(b, b'%' | b'\t' | b'\r' | b'\n'))
+        } else {
+            memchr::memchr(b'%', bytes)
+        }
+    };
+    let special = |b: &u8| matches!(b, b'%' | b'\t' | b'\r' | b'\n');
+    while let Some((&first, tail)) = rest.split_first() {
+        // Byte by byte while an escape may be pending at the end of `out` (a `%` in its
+        // last two bytes) or the next byte is special; otherwise no escape can form until
+        // the next special byte, and the run up to it is copied at once.
+        let pending = out.len() >= 2 && out[out.len() - 2] == b'%' || out.last() == Some(&b'%');
+        if pending || special(&first) {
+            push_unescaping(out, first);
+            rest = tail;
+        } else {
+            let run = next_special(rest).unwrap_or(rest.len());
+            out.extend_from_slice(&rest[..run]);
+            rest = &rest[run..];
+        }
+    }
+}
+
+/// Appends one byte (dropping tab, CR and LF), then decodes any `%XX` it completes.
+#[inline]
+fn push_unescaping(out: &mut Vec<u8>, b: u8) {
+    if matches!(b, b'\t' | b'\r' | b'\n') {
+        return;
+    }
+    out.push(b);
+    while let [.., b'%', hi, lo] = out[..] {
+        let (Some(hi), Some(lo)) = (hex_value(hi), hex_value(lo)) else {
+            break;
+        };
+        let len = out.len();
+        out.truncate(len - 3);
+        out.push(hi << 4 | lo);
+    }
+}
+
+/// Finds a scheme (`letter (letter | digit | + | - | .)* :`), unless what follows the
+/// colon is a port (`host:80/...`). Returns the scheme, or where the authority starts.
+fn split_scheme(raw: &[u8]) -> (Option<&[u8]>, usize) {
+    if !raw.first().is_some_and(u8::is_ascii_alphabetic) {
+        return (None, 0);
+    }
+    let len = raw
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
+        .unwrap_or(raw.len());
+    if raw.get(len) != Some(&b':') {
+        return (None, 0);
+    }
+    let after = &raw[len + 1..];
+    let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
+    let port_follows = digits > 0 && after.get(digits).is_none_or(|&b| is_slash(b) || b == b'?');
+    if port_follows {
+        (None, 0)
+    } else {
+        (Some(&raw[..len]), len + 1)
+    }
+}
+
+/// Canonicalizes an authority (`userinfo@host:port`) into `out`, using `work` as scratch.
+fn canonical_authority(
+    authority: &[u8],
+    work: &mut Vec<u8>,
+    out: &mut String,
+) -> Result<(), UrlError> {
+    let host_port = match memchr::memrchr(b'@', authority) {
+        Some(i) => &authority[i + 1..],
+        None => authority,
+    };
+    let (host, port) = if host_port.first() == Some(&b'[') {
+        let Some(close) = memchr::memchr(b']', host_port) else {
+            return Err(UrlError::new("unterminated IPv6 literal"));
+        };
+        host_port.split_at(close + 1)
+    } else {
+        let colon = memchr::memchr(b':', host_port).unwrap_or(host_port.len());
+        host_port.split_at(colon)
+    };
+    if let Some((b':', digits)) = port.split_first() {
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return Err(UrlError::new("the port is not a number"));
+        }
+    } else if !port.is_empty() {
+        return Err(UrlError::new("unexpected characters after an IPv6 literal"));
+    }
+    canonical_host_bytes(host, work, out)
+}
+
+/// Canonicalizes the bytes of a bare host (already unescaped) into `out`.
+fn canonical_host_bytes(host: &[u8], work: &mut Vec<u8>, out: &mut String) -> Result<(), UrlError> {
+    out.clear();
+    if host.len() > MAX_HOST_LEN {
         return Err(UrlError::new(format!(
-            "URL longer than {MAX_URL_LEN} bytes"
+            "host longer than {MAX_HOST_LEN} bytes"
         )));
     }
-    let cleaned: String = input
-        .trim_matches(|c: char| c <= ' ')
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
-        .collect();
-    let without_fragment = cleaned.split('#').next().unwrap_or("");
-    let (scheme, rest) = match without_fragment.find("://") {
-        Some(i)
-            if i > 0
-                && without_fragment[..i]
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
-        {
-            (
-                without_fragment[..i].to_ascii_lowercase(),
-                &without_fragment[i + 3..],
-            )
-        }
-        _ => ("http".to_string(), without_fragment),
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path_and_query) = rest.split_at(authority_end);
-    let host = canonicalize_host(authority)?;
-    let (path, query) = match path_and_query.find('?') {
-        Some(i) => (
-            &path_and_query[..i],
-            Some(path_and_query[i + 1..].to_string()),
-        ),
-        None => (path_and_query, None),
-    };
-    Ok(CanonicalUrl {
-        scheme,
-        host,
-        path: canonicalize_path(path),
-        query,
-    })
-}
-
-/// Canonicalizes a host or authority (userinfo and port are dropped).
-///
-/// # Errors
-///
-/// When nothing usable is left.
-pub fn canonicalize_host(input: &str) -> Result<String, UrlError> {
-    let authority = input.trim();
-    let authority = authority.rsplit('@').next().unwrap_or("");
-    let host = if authority.starts_with('[') {
-        match authority.find(']') {
-            Some(i) => &authority[..=i],
-            None => return Err(UrlError::new("unterminated IPv6 literal")),
-        }
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    let mut out = String::with_capacity(host.len());
-    for label in host.split('.').filter(|l| !l.is_empty()) {
-        if !out.is_empty() {
-            out.push('.');
-        }
-        out.push_str(&label.to_ascii_lowercase());
+    if let Some(inner) = host.strip_prefix(b"[") {
+        let inner = inner.strip_suffix(b"]").unwrap_or(inner);
+        let address = std::str::from_utf8(inner)
+            .ok()
+            .and_then(|s| s.parse::<std::net::Ipv6Addr>().ok())
+            .ok_or_else(|| UrlError::new("invalid IPv6 address"))?;
+        use std::fmt::Write;
+        // Writing to a String cannot fail.
+        let _ = write!(out, "[{address}]");
+        return Ok(());
     }
-    if out.is_empty() {
+    // IDNs become punycode; a host that is not valid IDNA (or not UTF-8) keeps its bytes,
+    // which are escaped below.
+    let idna;
+    let ascii: &[u8] = if host.is_ascii() {
+        host
+    } else {
+        // A conversion that yields a delimiter (say U+FE68 mapped to `\\`) would read
+        // differently the next time: keep the raw bytes instead.
+        idna = idna::domain_to_ascii_cow(host, idna::AsciiDenyList::URL)
+            .ok()
+            .filter(|ascii| !ascii.bytes().any(is_host_delimiter));
+        match &idna {
+            Some(converted) => converted.as_bytes(),
+            None => host,
+        }
+    };
+    // Lower case; no leading, trailing or repeated dots.
+    work.clear();
+    for &b in ascii {
+        if b == b'.' && work.last().is_none_or(|&last| last == b'.') {
+            continue;
+        }
+        work.push(b.to_ascii_lowercase());
+    }
+    if work.last() == Some(&b'.') {
+        work.pop();
+    }
+    if work.is_empty() {
         return Err(UrlError::new("no host"));
     }
-    if out
-        .bytes()
-        .any(|b| b <= b' ' || b == b'/' || b == b'\\' || b >= 0x7f)
-    {
-        return Err(UrlError::new(
-            "host contains characters that are not allowed",
-        ));
+    if memchr::memchr2(b'[', b']', work).is_some() {
+        return Err(UrlError::new("'[' or ']' outside an IPv6 literal"));
     }
-    Ok(out)
+    if let Some(ip) = parse_ipv4(work) {
+        use std::fmt::Write;
+        let [a, b, c, d] = ip.to_be_bytes();
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{a}.{b}.{c}.{d}");
+        return Ok(());
+    }
+    escape_into(work, out);
+    Ok(())
 }
 
-fn canonicalize_path(path: &str) -> String {
-    let mut segments: Vec<&str> = Vec::new();
-    let trailing = path.ends_with('/') || path.ends_with("/.") || path.ends_with("/..");
-    for seg in path.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
+/// Parses an IPv4 address in any form `inet_aton` takes: one to four parts, each decimal,
+/// octal (leading `0`) or hex (leading `0x`), the last part filling the remaining bytes.
+/// Returns `None` for anything else (the host is then a name).
+pub(crate) fn parse_ipv4(host: &[u8]) -> Option<u32> {
+    let mut parts = [0u64; 4];
+    let mut count = 0;
+    for part in host.split(|&b| b == b'.') {
+        if count == 4 {
+            return None;
+        }
+        parts[count] = parse_ipv4_number(part)?;
+        count += 1;
+    }
+    if count == 0 {
+        return None;
+    }
+    let (last, leading) = (parts[count - 1], &parts[..count - 1]);
+    if leading.iter().any(|&p| p > 255) || last >= 1u64 << (8 * (5 - count)) {
+        return None;
+    }
+    let mut value = last;
+    for (i, &p) in leading.iter().enumerate() {
+        value |= p << (8 * (3 - i));
+    }
+    u32::try_from(value).ok()
+}
+
+fn parse_ipv4_number(part: &[u8]) -> Option<u64> {
+    let (radix, digits) = match part {
+        [b'0', b'x' | b'X', rest @ ..] => (16, rest),
+        [b'0', rest @ ..] if !rest.is_empty() => (8, rest),
+        _ => (10, part),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &b in digits {
+        let d = u64::from(hex_value(b)?);
+        if d >= radix {
+            return None;
+        }
+        value = value * radix + d;
+        if value > u64::from(u32::MAX) {
+            return None;
         }
     }
-    let mut out = String::with_capacity(path.len() + 1);
-    out.push('/');
-    out.push_str(&segments.join("/"));
-    if trailing && !segments.is_empty() {
-        out.push('/');
+    Some(value)
+}
+
+/// Resolves `.` and `..` segments (never above the root) and collapses runs of `/` (`\`
+/// counts as `/`). The result starts with `/`; it ends with `/` when the input did, or when
+/// its last segment was `.` or `..`.
+fn resolve_path(path: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.push(b'/');
+    let mut keep_trailing_slash = true;
+    for segment in path.split(|&b| is_slash(b)) {
+        keep_trailing_slash = true;
+        match segment {
+            b"" | b"." => {}
+            b".." => {
+                if out.len() > 1 {
+                    let parent = out[..out.len() - 1]
+                        .iter()
+                        .rposition(|&b| b == b'/')
+                        .unwrap_or(0);
+                    out.truncate(parent + 1);
+                }
+            }
+            _ => {
+                out.extend_from_slice(segment);
+                out.push(b'/');
+                keep_trailing_slash = false;
+            }
+        }
     }
-    out
+    if !keep_trailing_slash && out.len() > 1 {
+        out.pop();
+    }
+}
+
+/// Which bytes [`escape_into`] escapes.
+const ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b <= 0x20 || b >= 0x7f || b == b'#' as usize || b == b'%' as usize;
+        b += 1;
+    }
+    table
+};
+
+/// Appends `bytes` to `out`, escaping bytes `<= 0x20`, `>= 0x7f`, `#` and `%` as `%XX`.
+fn escape_into(bytes: &[u8], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut plain = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if ESCAPED[usize::from(b)] {
+            // Everything in `bytes[plain..i]` is printable ASCII.
+            out.push_str(std::str::from_utf8(&bytes[plain..i]).unwrap_or_default());
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+            plain = i + 1;
+        }
+    }
+    out.push_str(std::str::from_utf8(&bytes[plain..]).unwrap_or_default());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn canon(input: &str) -> String {
+        match canonicalize(input) {
+            Ok(url) => url.to_string(),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    /// The canonicalization examples of the Safe Browsing "URLs and hashing" specification.
+    /// The specification writes `\x80` as a raw byte; a `&str` cannot hold one, so that
+    /// example is given percent-escaped (which canonicalizes the same).
     #[test]
-    fn basic_forms() {
-        let u = canonicalize("HTTP://user:pw@WWW.Example.COM.:80/a/./b/../c?x=1#frag").unwrap();
-        assert_eq!(u.expression(), "www.example.com/a/c?x=1");
+    fn safe_browsing_examples() {
+        let table: &[(&str, &str)] = &[
+            ("http://host/%25%32%35", "http://host/%25"),
+            ("http://host/%25%32%35%25%32%35", "http://host/%25%25"),
+            ("http://host/%2525252525252525", "http://host/%25"),
+            ("http://host/asdf%25%32%35asd", "http://host/asdf%25asd"),
+            (
+                "http://host/%%%25%32%35asd%%",
+                "http://host/%25%25%25asd%25%25",
+            ),
+            ("http://www.google.com/", "http://www.google.com/"),
+            (
+                "http://%31%36%38%2e%31%38%38%2e%39%39%2e%32%36/%2E%73%65%63%75%72%65/%77%77%77%2E%65%62%61%79%2E%63%6F%6D/",
+                "http://168.188.99.26/.secure/www.ebay.com/",
+            ),
+            (
+                "http://195.127.0.11/uploads/%20%20%20%20/.verify/.eBaysecure=updateuserdataxplimnbqmn-xplmvalidateinfoswqpcmlx=hgplmcx/",
+                "http://195.127.0.11/uploads/%20%20%20%20/.verify/.eBaysecure=updateuserdataxplimnbqmn-xplmvalidateinfoswqpcmlx=hgplmcx/",
+            ),
+            (
+                "http://host%23.com/%257Ea%2521b%2540c%2523d%2524e%25f%255E00%252611%252A22%252833%252944_55%252B",
+                "http://host%23.com/~a!b@c%23d$e%25f^00&11*22(33)44_55+",
+            ),
+            ("http://3279880203/blah", "http://195.127.0.11/blah"),
+            ("http://www.google.com/blah/..", "http://www.google.com/"),
+            ("www.google.com/", "http://www.google.com/"),
+            ("www.google.com", "http://www.google.com/"),
+            ("http://www.evil.com/blah#frag", "http://www.evil.com/blah"),
+            ("http://www.GOOgle.com/", "http://www.google.com/"),
+            ("http://www.google.com.../", "http://www.google.com/"),
+            (
+                "http://www.google.com/foo\tbar\rbaz\n2",
+                "http://www.google.com/foobarbaz2",
+            ),
+            ("http://www.google.com/q?", "http://www.google.com/q?"),
+            ("http://www.google.com/q?r?", "http://www.google.com/q?r?"),
+            ("http://www.google.com/q?r?s", "http://www.google.com/q?r?s"),
+            ("http://evil.com/foo#bar#baz", "http://evil.com/foo"),
+            ("http://evil.com/foo;", "http://evil.com/foo;"),
+            ("http://evil.com/foo?bar;", "http://evil.com/foo?bar;"),
+            ("http://\x01%80.com/", "http://%01%80.com/"),
+            ("http://notrailingslash.com", "http://notrailingslash.com/"),
+            ("http://www.gotaport.com:1234/", "http://www.gotaport.com/"),
+            ("  http://www.google.com/  ", "http://www.google.com/"),
+            ("http:// leadingspace.com/", "http://%20leadingspace.com/"),
+            ("http://%20leadingspace.com/", "http://%20leadingspace.com/"),
+            ("%20leadingspace.com/", "http://%20leadingspace.com/"),
+            ("https://www.securesite.com/", "https://www.securesite.com/"),
+            ("http://host.com/ab%23cd", "http://host.com/ab%23cd"),
+            (
+                "http://host.com//twoslashes?more//slashes",
+                "http://host.com/twoslashes?more//slashes",
+            ),
+        ];
+        let failures: Vec<String> = table
+            .iter()
+            .filter_map(|&(input, want)| {
+                let got = canon(input);
+                (got != want).then(|| format!("{input:?}: got {got:?}, want {want:?}"))
+            })
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn more_forms() {
+        let table: &[(&str, &str)] = &[
+            // Userinfo, default and other ports, trailing dot, dot segments.
+            (
+                "HTTP://user:pw@WWW.Example.COM.:80/a/./b/../c?x=1#frag",
+                "http://www.example.com/a/c?x=1",
+            ),
+            ("https://example.com:443/", "https://example.com/"),
+            ("example.com:8080/x", "http://example.com/x"),
+            ("http://a..b.com//x//y/", "http://a.b.com/x/y/"),
+            ("http://a.com/../../../x", "http://a.com/x"),
+            ("http://a.com/a/b/..", "http://a.com/a/"),
+            ("http://a.com/a/.", "http://a.com/a/"),
+            (
+                "http://a.com/foo/.././bar/./../foo.html",
+                "http://a.com/foo.html",
+            ),
+            // `\` separates like `/`: the host is `evil.com`, not `good.com`.
+            ("http://evil.com\\@good.com/", "http://evil.com/@good.com/"),
+            ("http://user%40evil.com@good.com/", "http://good.com/"),
+            // Escaped delimiters are delimiters after unescaping.
+            ("http%3A%2F%2Fwackyurl.com:80/", "http://wackyurl.com/"),
+            ("http://a.com/%2e%2E/x", "http://a.com/x"),
+            ("http://a.com/p?q=%2520x", "http://a.com/p?q=%20x"),
+            ("http://W!eird<>Ho$^.com/", "http://w!eird<>ho$^.com/"),
+            // IPv4 forms.
+            ("http://0x7f.1/", "http://127.0.0.1/"),
+            ("http://0x12.0x43.0x44.0x01/", "http://18.67.68.1/"),
+            ("http://012.034.01.055/", "http://10.28.1.45/"),
+            ("http://12.0x12.01234/", "http://12.18.2.156/"),
+            ("http://167838211/", "http://10.1.2.3/"),
+            ("http://4294967295/", "http://255.255.255.255/"),
+            ("http://4294967296/", "http://4294967296/"),
+            ("http://256.256.256.256/", "http://256.256.256.256/"),
+            ("http://1.2.3.00x0/", "http://1.2.3.00x0/"),
+            ("http://123.123.0.0.1/", "http://123.123.0.0.1/"),
+            (
+                "http://192.168.0.1.:80/index.html",
+                "http://192.168.0.1/index.html",
+            ),
+            // IPv6.
+            (
+                "http://[FEDC:BA98:7654:3210:FEDC:BA98:7654:3210]:80/index.html",
+                "http://[fedc:ba98:7654:3210:fedc:ba98:7654:3210]/index.html",
+            ),
+            (
+                "http://[2001:470:1:18::114]/",
+                "http://[2001:470:1:18::114]/",
+            ),
+            (
+                "http://[2001:0470:0001:0018:0:0:0:0114]/",
+                "http://[2001:470:1:18::114]/",
+            ),
+            // IDN.
+            ("http://www.%C3%BCmlat.com/", "http://www.xn--mlat-zra.com/"),
+            ("http://www.\u{fc}mlat.com/", "http://www.xn--mlat-zra.com/"),
+            (
+                "https://B\u{fc}cher.de/\u{dc}ber",
+                "https://xn--bcher-kva.de/%C3%9Cber",
+            ),
+            ("ftp://ftp.myfiles.com/", "ftp://ftp.myfiles.com/"),
+            ("http://some%1bhost.com/%1b", "http://some%1Bhost.com/%1B"),
+            // IDNA mappings to delimiters keep the raw bytes.
+            ("http://\u{fe68}0/", "http://%EF%B9%A80/"),
+            ("http://a\u{ff0f}b.com/", "http://a%EF%BC%8Fb.com/"),
+        ];
+        let failures: Vec<String> = table
+            .iter()
+            .filter_map(|&(input, want)| {
+                let got = canon(input);
+                (got != want).then(|| format!("{input:?}: got {got:?}, want {want:?}"))
+            })
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn unusable_inputs_are_errors() {
+        for input in [
+            "",
+            ":",
+            "/blah",
+            "#ref",
+            "/blah#ref",
+            "?query#ref",
+            "http://#ref",
+            "http:///blah#ref",
+            "http://?query#ref",
+            "http:///blah;param?query#ref",
+            "mailto:someone@example.com",
+            "http:www.google.com:8080/foo.html",
+            "www.google.com:xxyy/foo.html:80",
+            "http://[::1/",
+            "http://[not-an-address]/",
+            "http://[::1]x/",
+            ".[http://",
+            "http://a[b]/",
+            "http://...../",
+            "http://",
+        ] {
+            assert!(canonicalize(input).is_err(), "{input:?} should be refused");
+        }
+        assert!(canonicalize(&"a".repeat(MAX_URL_LEN + 1)).is_err());
+        assert!(canonicalize(&format!("http://{}.com/", "a".repeat(MAX_HOST_LEN))).is_err());
+    }
+
+    #[test]
+    fn hosts() {
         assert_eq!(
-            canonicalize("example.com").unwrap().expression(),
-            "example.com/"
+            canonicalize_host("Sub.Example.COM.").unwrap(),
+            "sub.example.com"
         );
         assert_eq!(
-            canonicalize("http://a..b.com//x//y/").unwrap().expression(),
-            "a.b.com/x/y/"
+            canonicalize_host("user@example.com:8080").unwrap(),
+            "example.com"
         );
-        assert!(canonicalize("http:///path").is_err());
+        assert_eq!(
+            canonicalize_host("http://example.com").unwrap(),
+            "example.com"
+        );
+        assert_eq!(
+            canonicalize_host("0xc3.0x7f.0x0.0xb").unwrap(),
+            "195.127.0.11"
+        );
+        assert_eq!(canonicalize_host("195.127.11").unwrap(), "195.127.0.11");
+        assert_eq!(canonicalize_host("1234x.com").unwrap(), "1234x.com");
+        assert!(canonicalize_host("example.com/path").is_err());
+        assert!(canonicalize_host("example.com?q").is_err());
+        assert!(canonicalize_host("..").is_err());
+    }
+
+    #[test]
+    fn canonicalizer_reuse_matches_fresh_calls() {
+        let mut c = Canonicalizer::new();
+        let mut url = CanonicalUrl::default();
+        for input in [
+            "http://a.com/x?q",
+            "b.org",
+            "https://[::1]:8443/p/",
+            "http://c.net/y",
+        ] {
+            c.canonicalize_into(input, &mut url).unwrap();
+            assert_eq!(url, canonicalize(input).unwrap());
+        }
+        assert!(c.canonicalize_into("http:///x", &mut url).is_err());
+        c.canonicalize_into("d.com/z?q", &mut url).unwrap();
+        assert_eq!(url.to_string(), "http://d.com/z?q");
+        // Shorter URLs reuse the buffers.
+        let query_ptr = url.query.as_ref().map(|q| q.as_ptr());
+        let ptrs = (
+            url.scheme.as_ptr(),
+            url.host.as_ptr(),
+            url.path.as_ptr(),
+            query_ptr,
+        );
+        c.canonicalize_into("HTTP://E.com/y?r", &mut url).unwrap();
+        let query_ptr = url.query.as_ref().map(|q| q.as_ptr());
+        assert_eq!(
+            (
+                url.scheme.as_ptr(),
+                url.host.as_ptr(),
+                url.path.as_ptr(),
+                query_ptr
+            ),
+            ptrs
+        );
+    }
+
+    #[test]
+    fn hostile_inputs_finish() {
+        // Each unescaping pass of a loop-until-stable would remove only two bytes here.
+        let nested = format!("http://h/%{}", "25".repeat(300_000));
+        assert!(canonicalize(&nested).unwrap().path == "/%25");
+        let chain = format!("http://h/%{}41", "25".repeat(300_000));
+        assert!(canonicalize(&chain).unwrap().path == "/A");
+        let many = format!("http://h/{}", "%25".repeat(100_000));
+        assert!(canonicalize(&many).unwrap().path.len() == 300_001);
+        let long = format!("http://example.com/{}", "a/".repeat(50_000));
+        assert!(canonicalize(&long).unwrap().path.len() == 100_001);
+        let dots = format!("http://example.com/{}x", "../".repeat(40_000));
+        assert!(canonicalize(&dots).unwrap().path == "/x");
+        let invalid = "http://ex%ffam%c3ple.com/%ff%fe%00?%80";
+        let url = canonicalize(invalid).unwrap();
+        assert_eq!(url.host, "ex%FFam%C3ple.com");
+        assert_eq!(url.path, "/%FF%FE%00");
+        assert_eq!(url.query.as_deref(), Some("%80"));
+        let controls: String = (0u8..0x20).map(char::from).collect();
+        let url = canonicalize(&format!("http://a.com/{controls}")).unwrap();
+        assert!(url.path.bytes().all(|b| b.is_ascii_graphic()));
+        let huge_ip = format!("http://{}/", "9".repeat(900));
+        assert_eq!(canonicalize(&huge_ip).unwrap().host, "9".repeat(900));
     }
 }

@@ -1,4 +1,18 @@
 //! Host suffix × path prefix expressions of a canonical URL.
+//!
+//! Following the Safe Browsing rules, a URL is looked up under at most 5 hosts:
+//!
+//! - the exact host;
+//! - up to 4 suffixes formed from the last 5 labels by successively removing the leading
+//!   one, never the bare top-level domain, and (beyond the specification) never a suffix
+//!   that is itself a known public suffix such as `co.uk` or `github.io`, which no entry
+//!   can list (see [`super::entry_expression`]), nor one that looks like an IP address;
+//!   an IP address gives only itself;
+//!
+//! and at most 6 paths: the full path with the query, the full path, and up to 4 prefixes
+//! formed from the root by appending one segment at a time (`/`, `/a/`, `/a/b/`, `/a/b/c/`).
+//! The expressions are ordered most specific first: by path (full with query, full, then
+//! the longest prefix down to `/`), then, within one path, by host (longest first).
 
 use super::CanonicalUrl;
 
@@ -6,32 +20,74 @@ use super::CanonicalUrl;
 pub const MAX_EXPRESSIONS: usize = 30;
 const MAX_HOSTS: usize = 5;
 const MAX_PATHS: usize = 6;
+/// Host suffixes are formed from this many trailing labels at most.
+const MAX_SUFFIX_LABELS: usize = 5;
+/// Path prefixes from the root, `/` included.
+const MAX_PREFIXES: usize = 4;
 
 /// Reverses the order of a host's labels: `www.example.com` -> `com.example.www`.
+/// IPv6 literals are returned as they are.
 pub fn reverse_host(host: &str) -> String {
-    if host.starts_with('[') {
-        return host.to_string();
+    let mut out = Vec::with_capacity(host.len());
+    reverse_host_into(host.as_bytes(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`reverse_host`] into a reused buffer.
+pub(crate) fn reverse_host_into(host: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    if host.starts_with(b"[") {
+        out.extend_from_slice(host);
+        return;
     }
-    let mut out = String::with_capacity(host.len());
-    for (i, label) in host.rsplit('.').enumerate() {
+    for (i, label) in host.rsplit(|&b| b == b'.').enumerate() {
         if i > 0 {
-            out.push('.');
+            out.push(b'.');
         }
-        out.push_str(label);
+        out.extend_from_slice(label);
     }
-    out
 }
 
-fn is_ip_literal(host: &str) -> bool {
-    host.starts_with('[')
-        || (host.split('.').count() == 4 && host.split('.').all(|l| l.parse::<u8>().is_ok()))
+/// Whether a canonical host is an IP address (canonical IPv4 is dotted decimal; IPv6 is
+/// bracketed).
+pub(crate) fn is_ip_host(host: &[u8]) -> bool {
+    if host.starts_with(b"[") {
+        return true;
+    }
+    let mut parts = 0;
+    for part in host.split(|&b| b == b'.') {
+        parts += 1;
+        let numeric = !part.is_empty() && part.len() <= 3 && part.iter().all(u8::is_ascii_digit);
+        if parts > 4
+            || !numeric
+            || part.iter().fold(0u32, |v, &d| v * 10 + u32::from(d - b'0')) > 255
+        {
+            return false;
+        }
+    }
+    parts == 4
 }
 
-/// The lookup keys of one URL, most specific first, written into one buffer.
-#[derive(Debug, Default)]
+/// Whether `host` is exactly a public suffix known to the public suffix list (`com`,
+/// `co.uk`, `github.io`). Unknown single labels such as `localhost` are not.
+pub fn is_public_suffix(host: &str) -> bool {
+    let bytes = host.as_bytes();
+    !is_ip_host(bytes)
+        && psl::suffix(bytes).is_some_and(|s| s.is_known() && s.as_bytes().len() == bytes.len())
+}
+
+/// The lookup keys of one URL, most specific first, written into reused buffers: after the
+/// first few URLs, [`Expressions::fill`] does not allocate.
+#[derive(Debug, Default, Clone)]
 pub struct Expressions {
+    /// Every key, back to back.
     buf: Vec<u8>,
-    ends: Vec<(usize, usize)>,
+    /// End of each key in `buf`.
+    ends: Vec<usize>,
+    /// The reversed host.
+    reversed: Vec<u8>,
+    /// `path?query`.
+    path_query: Vec<u8>,
 }
 
 impl Expressions {
@@ -44,50 +100,87 @@ impl Expressions {
     pub fn fill(&mut self, url: &CanonicalUrl) {
         self.buf.clear();
         self.ends.clear();
-        let reversed = reverse_host(&url.host);
-        // Host suffixes as lengths of reversed-host prefixes, longest first.
-        let mut hosts: [usize; MAX_HOSTS] = [0; MAX_HOSTS];
-        let mut host_count = 0;
-        hosts[host_count] = reversed.len();
-        host_count += 1;
-        if !is_ip_literal(&url.host) {
-            let labels: Vec<usize> = reversed.match_indices('.').map(|(i, _)| i).collect();
-            // Suffixes of at most 5 labels, at least 2 labels (never the bare TLD).
-            let total_labels = labels.len() + 1;
-            let mut n = total_labels.min(5);
-            if n == total_labels {
-                n -= 1;
+        let host = url.host.as_bytes();
+        reverse_host_into(host, &mut self.reversed);
+
+        // Hosts, as lengths of prefixes of the reversed host, longest first.
+        let mut hosts = [0usize; MAX_HOSTS];
+        hosts[0] = self.reversed.len();
+        let mut host_count = 1;
+        if !is_ip_host(host) {
+            // Label boundaries of the reversed host: `ends[k]` is the length of the suffix
+            // of k + 1 labels.
+            let mut suffix_ends = [0usize; MAX_SUFFIX_LABELS];
+            let mut labels = 0;
+            for (i, &b) in self.reversed.iter().enumerate() {
+                if b == b'.' {
+                    if labels == MAX_SUFFIX_LABELS {
+                        break;
+                    }
+                    suffix_ends[labels] = i;
+                    labels += 1;
+                }
             }
-            while n >= 2 && host_count < MAX_HOSTS {
-                hosts[host_count] = labels[n - 1];
-                host_count += 1;
-                n -= 1;
+            // `labels` suffixes shorter than the host; index 0 is the bare TLD.
+            if labels > 1 {
+                // Only suffixes no longer than the host's own public suffix can be one.
+                let public_labels = psl::suffix(host)
+                    .filter(psl::Suffix::is_known)
+                    .map_or(1, |s| {
+                        s.as_bytes().iter().filter(|&&b| b == b'.').count() + 1
+                    });
+                // A numeric top-level label: some suffixes may look like IP addresses,
+                // which only ever match exactly.
+                let numeric_tld = self.reversed.first().is_some_and(u8::is_ascii_digit);
+                for k in (1..labels).rev() {
+                    let len = suffix_ends[k];
+                    let suffix = &host[host.len() - len..];
+                    if (k < public_labels && is_public_suffix_bytes(suffix))
+                        || (numeric_tld && is_ip_host(suffix))
+                    {
+                        continue;
+                    }
+                    hosts[host_count] = len;
+                    host_count += 1;
+                }
             }
         }
-        // Paths, most specific first.
-        let mut paths: Vec<String> = Vec::with_capacity(MAX_PATHS);
-        if let Some(q) = &url.query {
-            paths.push(format!("{}?{}", url.path, q));
+
+        // Paths, as lengths of prefixes of `path?query`, most specific first.
+        let path = url.path.as_bytes();
+        self.path_query.clear();
+        self.path_query.extend_from_slice(path);
+        let mut paths = [0usize; MAX_PATHS];
+        let mut path_count = 0;
+        if let Some(query) = &url.query {
+            self.path_query.push(b'?');
+            self.path_query.extend_from_slice(query.as_bytes());
+            paths[path_count] = self.path_query.len();
+            path_count += 1;
         }
-        paths.push(url.path.clone());
-        let mut prefixes: Vec<&str> = Vec::new();
-        for (i, _) in url.path.match_indices('/') {
-            prefixes.push(&url.path[..=i]);
-            if prefixes.len() == 4 {
+        paths[path_count] = path.len();
+        path_count += 1;
+        let mut prefixes = [0usize; MAX_PREFIXES];
+        let mut prefix_count = 0;
+        for (i, _) in path.iter().enumerate().filter(|(_, &b)| b == b'/') {
+            if prefix_count == MAX_PREFIXES {
                 break;
             }
+            prefixes[prefix_count] = i + 1;
+            prefix_count += 1;
         }
-        for p in prefixes.into_iter().rev() {
-            if !paths.iter().any(|q| q == p) {
-                paths.push(p.to_string());
+        for &len in prefixes[..prefix_count].iter().rev() {
+            if len != path.len() {
+                paths[path_count] = len;
+                path_count += 1;
             }
         }
-        for path in &paths {
+
+        for &p in &paths[..path_count] {
             for &h in &hosts[..host_count] {
-                let start = self.buf.len();
-                self.buf.extend_from_slice(&reversed.as_bytes()[..h]);
-                self.buf.extend_from_slice(path.as_bytes());
-                self.ends.push((start, self.buf.len()));
+                self.buf.extend_from_slice(&self.reversed[..h]);
+                self.buf.extend_from_slice(&self.path_query[..p]);
+                self.ends.push(self.buf.len());
             }
         }
     }
@@ -104,8 +197,13 @@ impl Expressions {
 
     /// The FST keys (reversed host order), most specific first.
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.ends.iter().map(|&(s, e)| &self.buf[s..e])
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(s, &e)| &self.buf[s..e])
     }
+}
+
+fn is_public_suffix_bytes(name: &[u8]) -> bool {
+    psl::suffix(name).is_some_and(|s| s.is_known() && s.as_bytes().len() == name.len())
 }
 
 #[cfg(test)]
@@ -120,26 +218,120 @@ mod tests {
     }
 
     #[test]
-    fn safe_browsing_example() {
-        let mut got = exprs("http://a.b.c/1/2.html?param=1");
-        got.sort();
-        let mut want = vec![
-            "a.b.c/1/2.html?param=1",
-            "a.b.c/1/2.html",
-            "a.b.c/",
-            "a.b.c/1/",
-            "b.c/1/2.html?param=1",
-            "b.c/1/2.html",
-            "b.c/",
-            "b.c/1/",
-        ];
-        want.sort();
-        assert_eq!(got, want);
+    fn safe_browsing_examples_in_order() {
+        assert_eq!(
+            exprs("http://a.b.c/1/2.html?param=1"),
+            [
+                "a.b.c/1/2.html?param=1",
+                "b.c/1/2.html?param=1",
+                "a.b.c/1/2.html",
+                "b.c/1/2.html",
+                "a.b.c/1/",
+                "b.c/1/",
+                "a.b.c/",
+                "b.c/",
+            ]
+        );
+        assert_eq!(
+            exprs("http://a.b.c.d.e.f.g/1.html"),
+            [
+                "a.b.c.d.e.f.g/1.html",
+                "c.d.e.f.g/1.html",
+                "d.e.f.g/1.html",
+                "e.f.g/1.html",
+                "f.g/1.html",
+                "a.b.c.d.e.f.g/",
+                "c.d.e.f.g/",
+                "d.e.f.g/",
+                "e.f.g/",
+                "f.g/",
+            ]
+        );
+        assert_eq!(exprs("http://1.2.3.4/1/"), ["1.2.3.4/1/", "1.2.3.4/"]);
     }
 
     #[test]
-    fn at_most_thirty_and_ip_hosts_not_split() {
-        assert!(exprs("http://a.b.c.d.e.f.g/1/2/3/4/5/6?x").len() <= MAX_EXPRESSIONS);
-        assert_eq!(exprs("http://1.2.3.4/1/"), vec!["1.2.3.4/1/", "1.2.3.4/"]);
+    fn more_shapes() {
+        let mut got = exprs("http://a.b.c/1/2/3/4/5/");
+        got.sort();
+        let mut want = vec![
+            "a.b.c/1/2/3/4/5/",
+            "a.b.c/1/2/3/",
+            "a.b.c/1/2/",
+            "a.b.c/1/",
+            "a.b.c/",
+            "b.c/1/2/3/4/5/",
+            "b.c/1/2/3/",
+            "b.c/1/2/",
+            "b.c/1/",
+            "b.c/",
+        ];
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(
+            exprs("http://[2001:470:1:18::114]/a/b"),
+            [
+                "[2001:470:1:18::114]/a/b",
+                "[2001:470:1:18::114]/a/",
+                "[2001:470:1:18::114]/"
+            ]
+        );
+        assert_eq!(exprs("http://a.b/"), ["a.b/"]);
+        assert_eq!(exprs("http://b/"), ["b/"]);
+        assert_eq!(exprs("http://a.b/q?"), ["a.b/q?", "a.b/q", "a.b/"]);
+        assert_eq!(exprs("http://a.b/?x"), ["a.b/?x", "a.b/"]);
+    }
+
+    #[test]
+    fn public_suffixes_are_skipped() {
+        assert_eq!(
+            exprs("http://www.bbc.co.uk/"),
+            ["www.bbc.co.uk/", "bbc.co.uk/"]
+        );
+        assert_eq!(
+            exprs("http://user.github.io/x"),
+            ["user.github.io/x", "user.github.io/"]
+        );
+        assert!(is_public_suffix("com"));
+        assert!(is_public_suffix("co.uk"));
+        assert!(is_public_suffix("github.io"));
+        assert!(!is_public_suffix("example.com"));
+        assert!(!is_public_suffix("localhost"));
+        assert!(!is_public_suffix("1.2.3.4"));
+    }
+
+    #[test]
+    fn at_most_thirty() {
+        let all = exprs("http://a.b.c.d.e.f.g/1/2/3/4/5/6?x");
+        assert_eq!(all.len(), MAX_EXPRESSIONS);
+        assert_eq!(all[0], "a.b.c.d.e.f.g/1/2/3/4/5/6?x");
+        assert_eq!(all[29], "f.g/");
+    }
+
+    #[test]
+    fn fill_reuses_its_buffers() {
+        let mut e = Expressions::new();
+        e.fill(&canonicalize("http://a.b.c.d.e.f/1/2/3/4/5.html?q=1").unwrap());
+        let (buf, ends) = (e.buf.as_ptr(), e.ends.as_ptr());
+        for url in [
+            "http://x.y.z/a/b?c",
+            "http://1.2.3.4/",
+            "http://q.example.com/p/",
+        ] {
+            e.fill(&canonicalize(url).unwrap());
+            assert_eq!((e.buf.as_ptr(), e.ends.as_ptr()), (buf, ends), "{url}");
+        }
+    }
+
+    #[test]
+    fn ip_hosts() {
+        assert!(is_ip_host(b"1.2.3.4"));
+        assert!(is_ip_host(b"[::1]"));
+        assert!(!is_ip_host(b"256.1.1.1"));
+        assert!(!is_ip_host(b"1.2.3"));
+        assert!(!is_ip_host(b"1.2.3.4.5"));
+        assert!(!is_ip_host(b"a.2.3.4"));
+        assert_eq!(reverse_host("www.example.com"), "com.example.www");
+        assert_eq!(reverse_host("[::1]"), "[::1]");
     }
 }

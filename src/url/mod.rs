@@ -1,9 +1,10 @@
 //! Web keys: canonicalization, host/path expressions, and the URL/domain FST.
 //!
-//! Every URL, whether it comes from a feed or a query, goes through [`canonicalize`], so
-//! the builder and lookups agree on one form. A canonical URL yields up to 30
-//! [`Expressions`] (host suffixes × path prefixes, as in the Safe Browsing "URLs and
-//! hashing" rules). Entries are stored as expressions too:
+//! Every URL, whether it comes from a feed or a query, goes through [`canonicalize`] (or a
+//! reused [`Canonicalizer`]), so the builder and lookups agree on one form. A canonical URL
+//! yields up to 30 [`Expressions`] (host suffixes × path prefixes, as in the Safe Browsing
+//! "URLs and hashing" rules). Entries are stored as expressions too, and an entry whose host
+//! is a whole public suffix (`com`, `co.uk`, `github.io`) is refused:
 //!
 //! | entry | expression | matches |
 //! |---|---|---|
@@ -15,13 +16,41 @@
 //! everything under one domain is one contiguous range. The most specific match wins: the
 //! longest path expression first (full path with query, full path, longest prefix ... `/`),
 //! then within one path the longest host.
+//!
+//! Scheme, userinfo and port take no part in matching: `https://example.com:8443/a` and
+//! `http://example.com/a` are the same expressions.
+//!
+//! For many URLs, reuse a [`Canonicalizer`], a [`CanonicalUrl`] and an [`Expressions`]:
+//! after the first few URLs a check allocates nothing (unless the host is an IDN).
+//!
+//! ```
+//! use repute::url::{CanonicalUrl, Canonicalizer, EntryKind, Expressions};
+//! use repute::{FeedInfo, RecordSpec, Snapshot, SnapshotBuilder, Verdict};
+//!
+//! let mut builder = SnapshotBuilder::new();
+//! let feed = builder.add_feed(FeedInfo::new("phish", "domains", Verdict::Malicious));
+//! builder.add_url_entry(feed, "login.example", EntryKind::Domain, RecordSpec::default())?;
+//! let snapshot = Snapshot::open(builder.to_bytes()?)?;
+//!
+//! let (mut canonicalizer, mut url, mut scratch) =
+//!     (Canonicalizer::new(), CanonicalUrl::default(), Expressions::new());
+//! for (input, listed) in [("HTTPS://a.LOGIN.example./x#y", true), ("http://example/", false)] {
+//!     canonicalizer.canonicalize_into(input, &mut url)?;
+//!     let hit = snapshot.lookup_url(&url, &mut scratch)?;
+//!     assert_eq!(hit.is_some(), listed);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod canonical;
 mod expressions;
 mod table;
 
-pub use canonical::{canonicalize, canonicalize_host, CanonicalUrl, UrlError};
-pub use expressions::{reverse_host, Expressions, MAX_EXPRESSIONS};
+pub use canonical::{
+    canonicalize, canonicalize_host, CanonicalUrl, Canonicalizer, UrlError, MAX_HOST_LEN,
+    MAX_URL_LEN,
+};
+pub use expressions::{is_public_suffix, reverse_host, Expressions, MAX_EXPRESSIONS};
 pub use table::{expression_hash, UrlTable};
 
 /// What an URL/domain entry in a feed means.
@@ -37,20 +66,51 @@ pub enum EntryKind {
 
 /// Turns a feed entry into the expression it is stored under (forward host order).
 ///
+/// Every entry covers its host's subdomains too, so an entry whose host is a whole public
+/// suffix (`com`, `co.uk`, `github.io`) would cover unrelated sites: it is refused.
+///
+/// ```
+/// use repute::url::{entry_expression, EntryKind};
+///
+/// assert_eq!(entry_expression("Evil.Example.COM.", EntryKind::Domain).unwrap(), "evil.example.com/");
+/// assert_eq!(entry_expression("http://x.org/a/", EntryKind::Prefix).unwrap(), "x.org/a/");
+/// assert!(entry_expression("co.uk", EntryKind::Domain).is_err());
+/// ```
+///
 /// # Errors
 ///
-/// When the input cannot be canonicalized, or a prefix entry's path does not end with `/`.
+/// When the input cannot be canonicalized, its host is a public suffix, or a prefix entry's
+/// path does not end with `/` (or it has a query).
 pub fn entry_expression(input: &str, kind: EntryKind) -> Result<String, UrlError> {
-    match kind {
-        EntryKind::Domain => Ok(format!("{}/", canonicalize_host(input)?)),
+    let expression = match kind {
+        EntryKind::Domain => {
+            let host = canonicalize_host(input)?;
+            refuse_public_suffix(&host)?;
+            let mut expression = host;
+            expression.push('/');
+            expression
+        }
         EntryKind::Prefix | EntryKind::Url => {
             let url = canonicalize(input)?;
-            if kind == EntryKind::Prefix && !url.path.ends_with('/') {
-                return Err(UrlError::new("a URL prefix must end with '/'"));
+            refuse_public_suffix(&url.host)?;
+            if kind == EntryKind::Prefix && (!url.path.ends_with('/') || url.query.is_some()) {
+                return Err(UrlError::new(
+                    "a URL prefix must end with '/' and have no query",
+                ));
             }
-            Ok(url.expression())
+            url.expression()
         }
+    };
+    Ok(expression)
+}
+
+fn refuse_public_suffix(host: &str) -> Result<(), UrlError> {
+    if is_public_suffix(host) {
+        return Err(UrlError::new(format!(
+            "{host} is a public suffix; listing it would cover unrelated sites"
+        )));
     }
+    Ok(())
 }
 
 /// The FST key of a forward expression `host/path?query`: labels of the host reversed.
