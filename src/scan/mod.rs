@@ -23,7 +23,8 @@
 //! - **The scan goes on.** Unreadable files and directories, and files that vanish, are
 //!   reported as [`ScanEvent::Error`] and counted in [`ScanSummary::errors`].
 //! - **Symlink loops end.** Symlinks are not followed unless asked; when they are, a link back
-//!   to one of its own ancestors is reported as [`SkipReason::SymlinkLoop`] and not entered.
+//!   to one of its own ancestors (or an ancestor of the scanned path, which would walk it
+//!   again) is reported as [`SkipReason::SymlinkLoop`] and not entered.
 //!
 //! The library never prints: what to show is the callback's business.
 //!
@@ -142,7 +143,8 @@ pub enum SkipReason {
     Symlink,
     /// A symbolic link whose target does not exist (when following symlinks).
     BrokenSymlink,
-    /// A symbolic link to one of its own ancestor directories (when following symlinks).
+    /// A symbolic link to one of its own ancestor directories, or to an ancestor of the
+    /// scanned path (when following symlinks).
     SymlinkLoop,
     /// A file larger than the configured maximum.
     TooLarge {
