@@ -231,10 +231,8 @@ fn progress_bar() -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {elapsed_precise} {pos} files, {msg} ({binary_bytes_per_sec})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} files, {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
@@ -312,7 +310,8 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
                 let total = bytes_seen.fetch_add(file.size(), std::sync::atomic::Ordering::Relaxed)
                     + file.size();
                 if !bar.is_hidden() {
-                    bar.set_message(indicatif::BinaryBytes(total).to_string());
+                    let rate = mb_per_second(total, bar.elapsed());
+                    bar.set_message(format!("{:.1} MB, {rate:.1} MB/s", total as f64 / 1e6));
                 }
                 if all || file.verdict() != Verdict::Unknown {
                     write(&|w| write_file(w, format, file));
