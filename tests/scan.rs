@@ -245,6 +245,7 @@ fn scans_a_tree_with_digests_matching_coreutils() {
 fn following_symlinks_ends_at_loops_and_reads_link_targets() {
     let t = tree();
     let root = t.root();
+    std::os::unix::fs::symlink("../fifo", root.join("nested/fifo-link")).unwrap();
     let r = scan(
         Scanner::new().follow_symlinks(true).threads(2),
         shared_snapshot(),
@@ -262,7 +263,11 @@ fn following_symlinks_ends_at_loops_and_reads_link_targets() {
     let link = &r.files[&root.join("nested/eicar-link")];
     assert_eq!(link.1, Verdict::Malicious);
     assert_eq!(r.files.len(), 7, "six files and the link to one of them");
-    assert_eq!(reasons(&r, SkipReason::Fifo), vec![root.join("fifo")]);
+    assert_eq!(
+        reasons(&r, SkipReason::Fifo),
+        vec![root.join("fifo"), root.join("nested/fifo-link")],
+        "a link to a FIFO is not opened either"
+    );
     assert_eq!(r.summary.malicious, 2);
 }
 

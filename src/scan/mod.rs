@@ -216,11 +216,11 @@ pub struct ScanSummary {
     pub bytes: u64,
     /// Files whose strongest verdict was malicious.
     pub malicious: u64,
-    /// ... suspicious.
+    /// Files whose strongest verdict was suspicious.
     pub suspicious: u64,
-    /// ... trusted.
+    /// Files whose strongest verdict was trusted.
     pub trusted: u64,
-    /// ... known.
+    /// Files whose strongest verdict was known.
     pub known: u64,
     /// Files not in the snapshot.
     pub unknown: u64,
@@ -609,9 +609,10 @@ impl Scanner {
         let before = file.metadata()?;
         if !before.is_file() {
             // Replaced by something else since the walk saw it.
-            return Ok(FileRead::Skipped(
-                special_kind(before.file_type()).unwrap_or(SkipReason::Symlink),
-            ));
+            return match special_kind(before.file_type()) {
+                Some(special) if special.is_special() => Ok(FileRead::Skipped(special)),
+                _ => Err(io::Error::other("no longer a regular file")),
+            };
         }
         let size = before.len();
         if self.max_file_size.is_some_and(|max| size > max) {
