@@ -40,6 +40,7 @@ pub mod filter;
 pub mod format;
 mod query;
 mod record;
+pub mod scan;
 mod snapshot;
 pub mod url;
 
