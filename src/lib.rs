@@ -1,6 +1,6 @@
 //! repute: a local reputation engine for file hashes and URLs.
 //!
-//! A [`Snapshot`] is an immutable, versioned, checksummed file (see [`format`] for the
+//! A [`Snapshot`] is an immutable, versioned, checksummed file (see [`format`](mod@format) for the
 //! specification) that answers "what do we know about this digest / this URL?" in well under
 //! a microsecond. It holds:
 //!
@@ -40,6 +40,7 @@ pub mod filter;
 pub mod format;
 mod query;
 mod record;
+pub mod scan;
 mod snapshot;
 pub mod url;
 

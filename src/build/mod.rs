@@ -1,7 +1,7 @@
 //! [`SnapshotBuilder`]: collect keys and records, resolve conflicts, write a snapshot.
 //!
 //! Feeds ([`crate::feeds`]) add keys with a [`RecordSpec`]. The builder interns records
-//! (one per distinct content) and collects digest keys in a [`sorter::RunSorter`]: within
+//! (one per distinct content) and collects digest keys in a run sorter: within
 //! the memory budget they are kept in memory, beyond it sorted runs are spilled to temporary
 //! files and merged at the end, so 100 M keys build in a few GiB. On
 //! [`SnapshotBuilder::write`] the merged stream is deduplicated, conflicts are resolved by the

@@ -138,7 +138,7 @@ impl Layout {
                     ),
                 ));
             }
-            if offset as usize % ALIGN != 0 {
+            if !(offset as usize).is_multiple_of(ALIGN) {
                 return Err(Error::malformed(
                     "section table",
                     format!("{} starts at unaligned offset {offset}", kind.name()),

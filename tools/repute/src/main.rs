@@ -6,6 +6,7 @@
 mod build;
 mod inspect;
 mod lookup;
+mod scan;
 mod verify;
 
 use std::io::Write;
@@ -40,6 +41,7 @@ Examples:
 enum Command {
     Build(build::BuildArgs),
     Lookup(lookup::LookupArgs),
+    Scan(scan::ScanArgs),
     Inspect(inspect::InspectArgs),
     Verify(verify::VerifyArgs),
 }
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(args),
         Command::Lookup(args) => lookup::run(args),
+        Command::Scan(args) => scan::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args),
     };

@@ -1,0 +1,691 @@
+//! Scanning files: hash every regular file under some paths and look its digests up.
+//!
+//! [`hash_reader`] computes a file's MD5, SHA-1 and SHA-256 in one pass over its bytes and
+//! returns them as [`FileDigests`]. [`lookup_file`] asks a [`Snapshot`] about all three and
+//! keeps the strongest answer (malicious > suspicious > trusted > known) as a [`DigestHit`].
+//! [`Scanner`] puts both to work: configured once (symlinks, file systems, size limit,
+//! exclusions, threads), its [`Scanner::scan`] walks paths recursively, hashes the regular
+//! files on worker threads and hands one [`ScanEvent`] per file to a callback, then returns a
+//! [`ScanSummary`].
+//!
+//! What the scanner guarantees:
+//!
+//! - **Files are read, never mapped.** A file truncated while mapped would kill the process
+//!   with `SIGBUS`; a scanner reads files it does not control, so it uses buffered reads.
+//! - **Bounded memory.** One read buffer per worker thread (256 KiB by default), and a
+//!   bounded queue of paths between the walking thread and the workers.
+//! - **Special files are never opened.** FIFOs, sockets and devices are skipped and counted
+//!   (opening a FIFO blocks until a writer appears). Files are opened non-blocking and checked
+//!   again after opening, so one swapped for a FIFO mid-scan does not hang the scan either.
+//! - **A file that changes while read is an error**, not a digest of bytes that never
+//!   existed together: its size and modification time are compared before and after, and no
+//!   more than its size plus one byte is read.
+//! - **The scan goes on.** Unreadable files and directories, and files that vanish, are
+//!   reported as [`ScanEvent::Error`] and counted in [`ScanSummary::errors`].
+//! - **Symlink loops end.** Symlinks are not followed unless asked; when they are, a link back
+//!   to one of its own ancestors (or an ancestor of the scanned path, which would walk it
+//!   again) is reported as [`SkipReason::SymlinkLoop`] and not entered.
+//!
+//! The library never prints: what to show is the callback's business.
+//!
+//! ```no_run
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use repute::scan::{ScanEvent, Scanner};
+//! use repute::{Snapshot, Verdict};
+//!
+//! let snapshot = Snapshot::read("bad.snap")?;
+//! let scanner = Scanner::new().exclude(["*.iso", "node_modules"])?.threads(2);
+//! let malicious = AtomicU64::new(0);
+//! let summary = scanner.scan(&snapshot, &["/srv/uploads"], |event| {
+//!     if let ScanEvent::File(file) = event {
+//!         if file.verdict() == Verdict::Malicious {
+//!             malicious.fetch_add(1, Ordering::Relaxed);
+//!         }
+//!     }
+//! });
+//! assert_eq!(summary.malicious, malicious.into_inner());
+//! # Ok::<(), repute::Error>(())
+//! ```
+
+mod hash;
+
+use std::fs::{File, FileType};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use walkdir::WalkDir;
+
+pub use hash::{hash_reader, FileDigests};
+
+use crate::{DigestKind, Error, Record, Result, Snapshot, Verdict};
+
+/// The read buffer of each worker thread, unless [`Scanner::buffer_size`] says otherwise.
+pub const DEFAULT_BUFFER_SIZE: usize = 256 * 1024;
+
+/// Paths queued per worker thread between the walk and the workers.
+const QUEUE_PER_THREAD: usize = 4;
+
+/// A digest of a file found in a snapshot: the record and which digest matched.
+#[derive(Debug, Clone, Copy)]
+pub struct DigestHit<'s> {
+    /// The matching record.
+    pub record: Record<'s>,
+    /// Which of the file's digests matched.
+    pub matched: DigestKind,
+}
+
+/// Looks up a file's three digests and returns the strongest answer: malicious > suspicious >
+/// trusted > known. When two digests give verdicts of equal precedence, the longer digest
+/// (SHA-256, then SHA-1, then MD5) is reported as the match. Never allocates.
+pub fn lookup_file<'s, D: AsRef<[u8]>>(
+    snapshot: &'s Snapshot<D>,
+    digests: &FileDigests,
+) -> Option<DigestHit<'s>> {
+    let mut best: Option<DigestHit<'s>> = None;
+    for digest in digests.digests().iter().rev() {
+        if let Some(record) = snapshot.lookup_digest(digest) {
+            let stronger = best
+                .as_ref()
+                .is_none_or(|b| record.verdict().precedence() < b.record.verdict().precedence());
+            if stronger {
+                best = Some(DigestHit {
+                    record,
+                    matched: digest.kind(),
+                });
+            }
+        }
+    }
+    best
+}
+
+/// A regular file that was read and looked up.
+#[derive(Debug, Clone)]
+pub struct ScannedFile<'s> {
+    /// The path as walked (relative when the scanned path was).
+    pub path: PathBuf,
+    /// The file's digests; `digests.size` is its length.
+    pub digests: FileDigests,
+    /// What the snapshot says about it, when anything.
+    pub hit: Option<DigestHit<'s>>,
+}
+
+impl ScannedFile<'_> {
+    /// The file's length in bytes.
+    pub fn size(&self) -> u64 {
+        self.digests.size
+    }
+
+    /// The verdict of the strongest hit, `Unknown` when there is none.
+    pub fn verdict(&self) -> Verdict {
+        self.hit
+            .as_ref()
+            .map_or(Verdict::Unknown, |h| h.record.verdict())
+    }
+}
+
+/// Why something the walk found was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// A named pipe.
+    Fifo,
+    /// A Unix domain socket.
+    Socket,
+    /// A block device.
+    BlockDevice,
+    /// A character device.
+    CharDevice,
+    /// A symbolic link, not followed.
+    Symlink,
+    /// A symbolic link whose target does not exist (when following symlinks).
+    BrokenSymlink,
+    /// A symbolic link to one of its own ancestor directories, or to an ancestor of the
+    /// scanned path (when following symlinks).
+    SymlinkLoop,
+    /// A file larger than the configured maximum.
+    TooLarge {
+        /// Its length in bytes.
+        size: u64,
+    },
+    /// A path matching an exclusion glob (a directory is not entered).
+    Excluded,
+}
+
+impl SkipReason {
+    /// A short lower-case description.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Fifo => "fifo",
+            SkipReason::Socket => "socket",
+            SkipReason::BlockDevice => "block device",
+            SkipReason::CharDevice => "character device",
+            SkipReason::Symlink => "symlink",
+            SkipReason::BrokenSymlink => "broken symlink",
+            SkipReason::SymlinkLoop => "symlink loop",
+            SkipReason::TooLarge { .. } => "too large",
+            SkipReason::Excluded => "excluded",
+        }
+    }
+
+    /// Whether this is a special file: a FIFO, socket or device.
+    pub fn is_special(self) -> bool {
+        matches!(
+            self,
+            SkipReason::Fifo
+                | SkipReason::Socket
+                | SkipReason::BlockDevice
+                | SkipReason::CharDevice
+        )
+    }
+}
+
+/// What the scan found at one path. Each regular file gives exactly one `File` or `Error`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ScanEvent<'s> {
+    /// A regular file was read and looked up.
+    File(ScannedFile<'s>),
+    /// Something was deliberately not read.
+    Skipped {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        reason: SkipReason,
+    },
+    /// A file or directory could not be read, vanished, or changed while being read. The scan
+    /// went on without it.
+    Error {
+        /// Its path.
+        path: PathBuf,
+        /// What went wrong. A file that changed while being read has kind
+        /// [`io::ErrorKind::Other`] and says so in its message.
+        error: io::Error,
+    },
+}
+
+/// Counts for a whole scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanSummary {
+    /// Regular files read and looked up.
+    pub files: u64,
+    /// Bytes read from them.
+    pub bytes: u64,
+    /// Files whose strongest verdict was malicious.
+    pub malicious: u64,
+    /// Files whose strongest verdict was suspicious.
+    pub suspicious: u64,
+    /// Files whose strongest verdict was trusted.
+    pub trusted: u64,
+    /// Files whose strongest verdict was known.
+    pub known: u64,
+    /// Files not in the snapshot.
+    pub unknown: u64,
+    /// FIFOs, sockets and devices skipped.
+    pub special: u64,
+    /// Symbolic links not followed, broken, or looping.
+    pub symlinks: u64,
+    /// Files over the size limit.
+    pub too_large: u64,
+    /// Paths matching an exclusion glob.
+    pub excluded: u64,
+    /// Files and directories that could not be read (see [`ScanEvent::Error`]).
+    pub errors: u64,
+    /// Time from the start of the scan to its end.
+    pub elapsed: Duration,
+}
+
+impl ScanSummary {
+    /// The number of files with this verdict.
+    pub fn verdict_count(&self, verdict: Verdict) -> u64 {
+        match verdict {
+            Verdict::Malicious => self.malicious,
+            Verdict::Suspicious => self.suspicious,
+            Verdict::Trusted => self.trusted,
+            Verdict::Known => self.known,
+            Verdict::Unknown => self.unknown,
+        }
+    }
+
+    /// Whether every file the walk found was either read or deliberately skipped.
+    pub fn is_complete(&self) -> bool {
+        self.errors == 0
+    }
+
+    fn count(&mut self, event: &ScanEvent<'_>) {
+        match event {
+            ScanEvent::File(file) => {
+                self.files += 1;
+                self.bytes = self.bytes.saturating_add(file.size());
+                match file.verdict() {
+                    Verdict::Malicious => self.malicious += 1,
+                    Verdict::Suspicious => self.suspicious += 1,
+                    Verdict::Trusted => self.trusted += 1,
+                    Verdict::Known => self.known += 1,
+                    Verdict::Unknown => self.unknown += 1,
+                }
+            }
+            ScanEvent::Skipped { reason, .. } => match reason {
+                r if r.is_special() => self.special += 1,
+                SkipReason::TooLarge { .. } => self.too_large += 1,
+                SkipReason::Excluded => self.excluded += 1,
+                _ => self.symlinks += 1,
+            },
+            ScanEvent::Error { .. } => self.errors += 1,
+        }
+    }
+
+    fn merge(&mut self, other: &ScanSummary) {
+        self.files += other.files;
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        self.malicious += other.malicious;
+        self.suspicious += other.suspicious;
+        self.trusted += other.trusted;
+        self.known += other.known;
+        self.unknown += other.unknown;
+        self.special += other.special;
+        self.symlinks += other.symlinks;
+        self.too_large += other.too_large;
+        self.excluded += other.excluded;
+        self.errors += other.errors;
+    }
+}
+
+/// Walks paths, hashes every regular file and looks it up; see the [module docs](self).
+///
+/// Configure with the builder methods, then call [`Scanner::scan`] as often as needed; a
+/// `Scanner` holds only its options and is `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    follow_symlinks: bool,
+    one_file_system: bool,
+    max_file_size: Option<u64>,
+    exclude: GlobSet,
+    threads: usize,
+    buffer_size: usize,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Scanner::new()
+    }
+}
+
+impl Scanner {
+    /// A scanner that does not follow symlinks, crosses file systems, reads files of any
+    /// size, excludes nothing, and uses one thread per CPU.
+    pub fn new() -> Self {
+        Scanner {
+            follow_symlinks: false,
+            one_file_system: false,
+            max_file_size: None,
+            exclude: GlobSet::empty(),
+            threads: 0,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+        }
+    }
+
+    /// Follows symbolic links to files and directories (loops are detected and skipped).
+    /// The paths given to [`Scanner::scan`] are followed either way.
+    pub fn follow_symlinks(mut self, yes: bool) -> Self {
+        self.follow_symlinks = yes;
+        self
+    }
+
+    /// Does not descend into directories on another file system than their scanned path.
+    pub fn one_file_system(mut self, yes: bool) -> Self {
+        self.one_file_system = yes;
+        self
+    }
+
+    /// Skips files larger than this many bytes (`None`: no limit).
+    pub fn max_file_size(mut self, bytes: Option<u64>) -> Self {
+        self.max_file_size = bytes;
+        self
+    }
+
+    /// Skips paths matching any of these globs (replacing earlier ones). A glob matches
+    /// either the whole path as walked or its last component, so `*.iso` and `node_modules`
+    /// exclude at any depth and `/proc/**` excludes one tree; `*` also matches `/`. A matching
+    /// directory is not entered.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`] naming the first glob that does not parse.
+    pub fn exclude<S: AsRef<str>>(mut self, globs: impl IntoIterator<Item = S>) -> Result<Self> {
+        let mut set = GlobSetBuilder::new();
+        for glob in globs {
+            let glob = glob.as_ref();
+            let parsed = GlobBuilder::new(glob)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| Error::query(glob, format!("not an exclusion glob: {e}")))?;
+            set.add(parsed);
+        }
+        self.exclude = set
+            .build()
+            .map_err(|e| Error::query("--exclude", e.to_string()))?;
+        Ok(self)
+    }
+
+    /// Worker threads reading and hashing files (0: one per CPU).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// Each worker's read buffer in bytes (at least 4 KiB is used).
+    pub fn buffer_size(mut self, bytes: usize) -> Self {
+        self.buffer_size = bytes.max(4096);
+        self
+    }
+
+    fn worker_count(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    fn is_excluded(&self, path: &Path) -> bool {
+        !self.exclude.is_empty()
+            && (self.exclude.is_match(path)
+                || path.file_name().is_some_and(|n| self.exclude.is_match(n)))
+    }
+
+    /// Scans each path (a file or a directory, walked recursively), calling `on_event` once
+    /// for every regular file (read or failed) and every skipped entry, from several threads
+    /// and in no particular order. Returns the counts when every worker is done.
+    ///
+    /// Errors about single files and directories are events, not a failed scan: check
+    /// [`ScanSummary::is_complete`]. A path that does not exist is one such error.
+    ///
+    /// # Panics
+    ///
+    /// Only when `on_event` panics: the panic is passed on once the other threads have
+    /// stopped.
+    pub fn scan<'s, D, P, F>(
+        &self,
+        snapshot: &'s Snapshot<D>,
+        paths: &[P],
+        on_event: F,
+    ) -> ScanSummary
+    where
+        D: AsRef<[u8]> + Sync,
+        P: AsRef<Path>,
+        F: Fn(ScanEvent<'s>) + Sync,
+    {
+        let start = Instant::now();
+        let workers = self.worker_count();
+        let (queue, jobs) = sync_channel::<PathBuf>(workers.saturating_mul(QUEUE_PER_THREAD));
+        let jobs = Mutex::new(jobs);
+        let mut summary = std::thread::scope(|scope| {
+            let mut handles = Vec::with_capacity(workers);
+            for i in 0..workers {
+                let spawned = std::thread::Builder::new()
+                    .name(format!("repute-scan-{i}"))
+                    .spawn_scoped(scope, || self.work(snapshot, &jobs, &on_event));
+                match spawned {
+                    Ok(handle) => handles.push(handle),
+                    Err(_) => break,
+                }
+            }
+            let mut reader = if handles.is_empty() {
+                // No thread could be started: read files on this one.
+                Dispatch::Inline(vec![0u8; self.buffer_size])
+            } else {
+                Dispatch::Queue(queue)
+            };
+            let mut summary = ScanSummary::default();
+            for path in paths {
+                self.walk(
+                    path.as_ref(),
+                    snapshot,
+                    &mut reader,
+                    &on_event,
+                    &mut summary,
+                );
+            }
+            drop(reader);
+            for handle in handles {
+                match handle.join() {
+                    Ok(part) => summary.merge(&part),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            summary
+        });
+        summary.elapsed = start.elapsed();
+        summary
+    }
+
+    /// Walks one scanned path on the calling thread, queueing regular files.
+    fn walk<'s, D, F>(
+        &self,
+        root: &Path,
+        snapshot: &'s Snapshot<D>,
+        dispatch: &mut Dispatch,
+        on_event: &F,
+        summary: &mut ScanSummary,
+    ) where
+        D: AsRef<[u8]>,
+        F: Fn(ScanEvent<'s>),
+    {
+        let emit = |summary: &mut ScanSummary, event: ScanEvent<'s>| {
+            summary.count(&event);
+            on_event(event);
+        };
+        let mut entries = WalkDir::new(root)
+            .follow_links(self.follow_symlinks)
+            .same_file_system(self.one_file_system)
+            .into_iter();
+        while let Some(entry) = entries.next() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let path = e.path().unwrap_or(root).to_path_buf();
+                    let event = if e.loop_ancestor().is_some() {
+                        ScanEvent::Skipped {
+                            path,
+                            reason: SkipReason::SymlinkLoop,
+                        }
+                    } else if is_broken_symlink(&path, &e) {
+                        ScanEvent::Skipped {
+                            path,
+                            reason: SkipReason::BrokenSymlink,
+                        }
+                    } else {
+                        ScanEvent::Error {
+                            path,
+                            error: io::Error::from(e),
+                        }
+                    };
+                    emit(summary, event);
+                    continue;
+                }
+            };
+            let file_type = entry.file_type();
+            if self.is_excluded(entry.path()) {
+                if file_type.is_dir() {
+                    entries.skip_current_dir();
+                }
+                let path = entry.into_path();
+                emit(
+                    summary,
+                    ScanEvent::Skipped {
+                        path,
+                        reason: SkipReason::Excluded,
+                    },
+                );
+                continue;
+            }
+            if file_type.is_dir() {
+                continue;
+            }
+            if file_type.is_file() {
+                let path = entry.into_path();
+                match dispatch {
+                    Dispatch::Queue(queue) => {
+                        if let Err(unsent) = queue.send(path) {
+                            // Every worker has gone (only when one panicked): report the
+                            // file rather than lose it; the panic is passed on at the join.
+                            emit(
+                                summary,
+                                ScanEvent::Error {
+                                    path: unsent.0,
+                                    error: io::Error::other("scan worker stopped"),
+                                },
+                            );
+                        }
+                    }
+                    Dispatch::Inline(buf) => {
+                        let event = self.scan_file(snapshot, path, buf);
+                        emit(summary, event);
+                    }
+                }
+                continue;
+            }
+            let reason = special_kind(file_type).unwrap_or(SkipReason::Symlink);
+            emit(
+                summary,
+                ScanEvent::Skipped {
+                    path: entry.into_path(),
+                    reason,
+                },
+            );
+        }
+    }
+
+    /// A worker: takes paths from the queue until it closes.
+    fn work<'s, D, F>(
+        &self,
+        snapshot: &'s Snapshot<D>,
+        jobs: &Mutex<Receiver<PathBuf>>,
+        on_event: &F,
+    ) -> ScanSummary
+    where
+        D: AsRef<[u8]>,
+        F: Fn(ScanEvent<'s>),
+    {
+        let mut buf = vec![0u8; self.buffer_size];
+        let mut summary = ScanSummary::default();
+        loop {
+            let next = match jobs.lock() {
+                Ok(receiver) => receiver.recv(),
+                // Another worker panicked while holding the lock (it never does: the lock
+                // is held only around `recv`); stop, and let the join report it.
+                Err(_) => break,
+            };
+            let Ok(path) = next else { break };
+            let event = self.scan_file(snapshot, path, &mut buf);
+            summary.count(&event);
+            on_event(event);
+        }
+        summary
+    }
+
+    /// Reads, hashes and looks up one file the walk saw as regular.
+    fn scan_file<'s, D: AsRef<[u8]>>(
+        &self,
+        snapshot: &'s Snapshot<D>,
+        path: PathBuf,
+        buf: &mut [u8],
+    ) -> ScanEvent<'s> {
+        match self.read_file(&path, buf) {
+            Ok(FileRead::Digests(digests)) => {
+                let hit = lookup_file(snapshot, &digests);
+                ScanEvent::File(ScannedFile { path, digests, hit })
+            }
+            Ok(FileRead::Skipped(reason)) => ScanEvent::Skipped { path, reason },
+            Err(error) => ScanEvent::Error { path, error },
+        }
+    }
+
+    fn read_file(&self, path: &Path, buf: &mut [u8]) -> io::Result<FileRead> {
+        let file = open_nonblocking(path)?;
+        let before = file.metadata()?;
+        if !before.is_file() {
+            // Replaced by something else since the walk saw it.
+            return match special_kind(before.file_type()) {
+                Some(special) if special.is_special() => Ok(FileRead::Skipped(special)),
+                _ => Err(io::Error::other("no longer a regular file")),
+            };
+        }
+        let size = before.len();
+        if self.max_file_size.is_some_and(|max| size > max) {
+            return Ok(FileRead::Skipped(SkipReason::TooLarge { size }));
+        }
+        // One byte past the size shows that the file grew, without following it forever.
+        let digests = hash_reader((&file).take(size.saturating_add(1)), buf)?;
+        let after = file.metadata()?;
+        let modified = |m: &std::fs::Metadata| m.modified().ok();
+        if digests.size != size || after.len() != size || modified(&after) != modified(&before) {
+            return Err(io::Error::other(format!(
+                "file changed while being read (size {size} before, {} read, {} after)",
+                digests.size,
+                after.len()
+            )));
+        }
+        Ok(FileRead::Digests(digests))
+    }
+}
+
+/// What reading one path gave.
+enum FileRead {
+    Digests(FileDigests),
+    Skipped(SkipReason),
+}
+
+/// Where the walk sends regular files.
+enum Dispatch {
+    /// To the worker threads.
+    Queue(SyncSender<PathBuf>),
+    /// Read on the walking thread, with this buffer.
+    Inline(Vec<u8>),
+}
+
+fn special_kind(file_type: FileType) -> Option<SkipReason> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return Some(SkipReason::Fifo);
+        }
+        if file_type.is_socket() {
+            return Some(SkipReason::Socket);
+        }
+        if file_type.is_block_device() {
+            return Some(SkipReason::BlockDevice);
+        }
+        if file_type.is_char_device() {
+            return Some(SkipReason::CharDevice);
+        }
+    }
+    if file_type.is_symlink() {
+        return Some(SkipReason::Symlink);
+    }
+    None
+}
+
+/// Whether a walk error is a symlink whose target is missing.
+fn is_broken_symlink(path: &Path, error: &walkdir::Error) -> bool {
+    error
+        .io_error()
+        .is_some_and(|e| e.kind() == io::ErrorKind::NotFound)
+        && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Opens a file for reading without blocking on FIFOs or acquiring a terminal.
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    options.open(path)
+}

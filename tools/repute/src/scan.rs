@@ -1,0 +1,372 @@
+//! `repute scan`: hash files and directories and look every file up in a snapshot.
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use repute::scan::{ScanEvent, ScanSummary, ScannedFile, Scanner};
+use repute::Verdict;
+use serde::Serialize;
+
+use crate::{open_snapshot, Outcome};
+
+/// Scan files and directories: hash every file and look it up.
+///
+/// Every regular file under each PATH is read once; its MD5, SHA-1 and SHA-256 are computed
+/// in one pass and all three are looked up in the snapshot. The strongest verdict wins
+/// (malicious > suspicious > trusted > known). Files are read on several threads with a
+/// fixed amount of memory, and never memory-mapped.
+///
+/// FIFOs, sockets and devices are skipped and counted, never opened. Symbolic links are not
+/// followed unless --follow-symlinks is given (loops are then detected and skipped). Files
+/// that cannot be read, vanish, or change while being read are reported and the scan goes on.
+///
+/// Text output lists the files whose verdict is not unknown (every file with --all) as
+/// PATH<TAB>VERDICT<TAB>DETAILS; a summary goes to standard error.
+///
+/// Exit codes: 0 nothing malicious found, 1 something malicious found, 2 some file or
+/// directory could not be scanned (an error wins over a malicious find, as in clamscan).
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  repute scan bad.snap ~/Downloads
+  repute scan bad.snap /srv/uploads --exclude '*.iso' --exclude node_modules --max-filesize 100M
+  repute scan bad.snap / --one-file-system --format jsonl > scan.jsonl
+  repute scan bad.snap . --all --threads 1")]
+pub struct ScanArgs {
+    /// The snapshot file.
+    snapshot: PathBuf,
+    /// Files and directories to scan (directories recursively).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Output format: text lines, or one JSON object per file.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+    /// List every file, including unknown ones.
+    #[arg(long)]
+    all: bool,
+    /// Skip paths matching this glob, by whole path or last component (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Skip files larger than SIZE: bytes, or with a K, M, G or T suffix (powers of 1024).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_filesize: Option<u64>,
+    /// Follow symbolic links (loops are detected and skipped).
+    #[arg(long)]
+    follow_symlinks: bool,
+    /// Do not descend into directories on other file systems.
+    #[arg(long)]
+    one_file_system: bool,
+    /// Threads reading and hashing files (default: one per CPU).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Jsonl,
+}
+
+/// Parses `10M`, `1G`, `512K`, `4096`, with an optional `B` or `iB` after the unit.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 4096, 512K, 10M, 1G)"))?;
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("{text:?}: unknown unit (use K, M, G or T)")),
+    };
+    number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[derive(Debug, Serialize)]
+struct JsonFile<'a> {
+    path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    md5: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha1: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<Verdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    category: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matched: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl<'a> JsonFile<'a> {
+    fn new(path: &'a str) -> Self {
+        JsonFile {
+            path,
+            size: None,
+            md5: None,
+            sha1: None,
+            sha256: None,
+            verdict: None,
+            name: None,
+            category: None,
+            source: None,
+            matched: None,
+            error: None,
+        }
+    }
+}
+
+/// A path for one text line: control characters (a tab or newline in a file name) escaped.
+fn text_path(path: &std::path::Path) -> String {
+    let lossy = path.to_string_lossy();
+    if lossy.chars().any(char::is_control) {
+        lossy.chars().flat_map(char::escape_default).collect()
+    } else {
+        lossy.into_owned()
+    }
+}
+
+/// The shared output: the first write error stops further output and is returned at the end.
+struct Output<W: Write> {
+    out: W,
+    failed: Option<std::io::Error>,
+}
+
+impl<W: Write> Output<W> {
+    fn write(&mut self, f: impl FnOnce(&mut W) -> std::io::Result<()>) {
+        if self.failed.is_none() {
+            if let Err(e) = f(&mut self.out) {
+                self.failed = Some(e);
+            }
+        }
+    }
+}
+
+fn write_file(out: &mut dyn Write, format: OutputFormat, file: &ScannedFile<'_>) -> Result<()> {
+    let verdict = file.verdict();
+    match format {
+        OutputFormat::Jsonl => {
+            let path = file.path.to_string_lossy();
+            let [md5, sha1, sha256] = file.digests.digests();
+            let mut j = JsonFile::new(&path);
+            j.size = Some(file.size());
+            j.md5 = Some(md5.to_hex());
+            j.sha1 = Some(sha1.to_hex());
+            j.sha256 = Some(sha256.to_hex());
+            j.verdict = Some(verdict);
+            if let Some(hit) = &file.hit {
+                j.name = hit.record.name();
+                j.category = hit.record.category();
+                j.source = hit.record.source();
+                j.matched = Some(hit.matched.as_str());
+            }
+            serde_json::to_writer(&mut *out, &j)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Text => {
+            write!(out, "{}\t{verdict}", text_path(&file.path))?;
+            if let Some(hit) = &file.hit {
+                let mut details = Vec::new();
+                details.extend(hit.record.name().map(|n| format!("name={n}")));
+                details.extend(hit.record.category().map(|c| format!("category={c}")));
+                details.extend(hit.record.source().map(|s| format!("source={s}")));
+                details.push(format!("matched={}", hit.matched));
+                write!(out, "\t{}", details.join(" "))?;
+            }
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_error(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    path: &std::path::Path,
+    error: &std::io::Error,
+) -> Result<()> {
+    match format {
+        OutputFormat::Jsonl => {
+            let p = path.to_string_lossy();
+            let mut j = JsonFile::new(&p);
+            j.error = Some(error.to_string());
+            serde_json::to_writer(&mut *out, &j)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Text => writeln!(out, "{}\terror\t{error}", text_path(path))?,
+    }
+    Ok(())
+}
+
+fn io_error(e: anyhow::Error) -> std::io::Error {
+    match e.downcast::<std::io::Error>() {
+        Ok(io) => io,
+        Err(other) => std::io::Error::other(other.to_string()),
+    }
+}
+
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} files, {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn mb_per_second(bytes: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        bytes as f64 / 1e6 / secs
+    } else {
+        0.0
+    }
+}
+
+fn print_summary(s: &ScanSummary) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "files: {}, bytes: {} ({:.1} MB)\n\
+         verdicts: {} malicious, {} suspicious, {} trusted, {} known, {} unknown\n\
+         skipped: {} special files, {} symlinks, {} too large, {} excluded\n\
+         errors: {}\n\
+         time: {:.3} s, {:.1} MB/s",
+        s.files,
+        s.bytes,
+        s.bytes as f64 / 1e6,
+        s.malicious,
+        s.suspicious,
+        s.trusted,
+        s.known,
+        s.unknown,
+        s.special,
+        s.symlinks,
+        s.too_large,
+        s.excluded,
+        s.errors,
+        s.elapsed.as_secs_f64(),
+        mb_per_second(s.bytes, s.elapsed),
+    );
+}
+
+pub fn run(args: ScanArgs) -> Result<Outcome> {
+    let snapshot = open_snapshot(&args.snapshot)?;
+    let mut scanner = Scanner::new()
+        .follow_symlinks(args.follow_symlinks)
+        .one_file_system(args.one_file_system)
+        .max_file_size(args.max_filesize)
+        .threads(args.threads.map_or(0, |n| n as usize));
+    if !args.exclude.is_empty() {
+        scanner = scanner.exclude(&args.exclude)?;
+    }
+    for path in &args.paths {
+        if path.as_os_str().is_empty() {
+            bail!("an empty path cannot be scanned");
+        }
+    }
+
+    let format = args.format;
+    let all = args.all;
+    let output = Mutex::new(Output {
+        out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+        failed: None,
+    });
+    let bar = progress_bar();
+    let bytes_seen = std::sync::atomic::AtomicU64::new(0);
+    let summary = scanner.scan(&snapshot, &args.paths, |event| {
+        let write = |f: &dyn Fn(&mut dyn Write) -> Result<()>| {
+            if let Ok(mut out) = output.lock() {
+                out.write(|w| f(w).map_err(io_error));
+            }
+        };
+        match &event {
+            ScanEvent::File(file) => {
+                bar.inc(1);
+                let total = bytes_seen.fetch_add(file.size(), std::sync::atomic::Ordering::Relaxed)
+                    + file.size();
+                if !bar.is_hidden() {
+                    let rate = mb_per_second(total, bar.elapsed());
+                    bar.set_message(format!("{:.1} MB, {rate:.1} MB/s", total as f64 / 1e6));
+                }
+                if all || file.verdict() != Verdict::Unknown {
+                    write(&|w| write_file(w, format, file));
+                }
+            }
+            ScanEvent::Error { path, error } => write(&|w| write_error(w, format, path, error)),
+            _ => {}
+        }
+    });
+    bar.finish_and_clear();
+
+    let output = output
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("output lock poisoned"))?;
+    if let Some(e) = output.failed {
+        return Err(e.into());
+    }
+    let mut out = output.out;
+    out.flush()?;
+    drop(out);
+    print_summary(&summary);
+
+    Ok(if summary.errors > 0 {
+        Outcome::Error
+    } else if summary.malicious > 0 {
+        Outcome::Malicious
+    } else {
+        Outcome::Clean
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("10M"), Ok(10 << 20));
+        assert_eq!(parse_size("10mb"), Ok(10 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("10X").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn control_characters_in_paths_are_escaped() {
+        assert_eq!(text_path(std::path::Path::new("a\tb\nc")), "a\\tb\\nc");
+        assert_eq!(text_path(std::path::Path::new("plain é")), "plain é");
+    }
+}
