@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use repute::feeds::{read_feed, FeedFormat, FeedOptions};
+use repute::feeds::{read_feed, Column, CsvColumns, FeedFormat, FeedOptions};
 use repute::{BuildReport, FeedReport, SnapshotBuilder, Verdict};
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +28,15 @@ use crate::Outcome;
 /// (set --created or SOURCE_DATE_EPOCH to fix the build time).
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Formats: hashes, md5sum, sha1sum, sha256sum, domains, urls, hosts
+Formats:
+  hashes, md5sum, sha1sum, sha256sum    hex digests; coreutils checksum output
+  domains, urls, hosts                  one domain or URL per line; hosts-file lines
+  malwarebazaar, urlhaus, urlhaus-hosts, threatfox
+                                        abuse.ch exports (CSV, the published ZIP, hostfile)
+  nsrl                                  NSRL RDS v3 SQLite database (verdict known)
+  clamav                                .hdb/.hsb (malicious), .hdu/.hsu, .fp/.sfp (trusted, override)
+  jsonl, csv                            JSON lines; delimited text with named columns (manifest)
+  Compressed feeds (.gz, .zst, .zip) are read as they are.
 Verdicts: malicious, suspicious, trusted, known
 
 Examples:
@@ -44,7 +52,14 @@ A manifest lists feeds as TOML tables (paths relative to the manifest):
   source = \"internal\"        # optional, default: the file's stem
   category = \"trojan\"        # optional
   override = false           # optional: this feed's verdicts win every conflict
-  min_records = 1000         # optional: fail the build when the feed yields fewer")]
+  min_records = 1000         # optional: fail the build when the feed yields fewer
+  online_only = true         # urlhaus only: keep rows whose status is online
+  [feed.columns]             # csv only: header names, or positions from 0
+  key = \"sha256\"
+  name = \"signature\"
+  verdict = 2
+  header = true
+  delimiter = \";\"")]
 pub struct BuildArgs {
     /// Where to write the snapshot.
     #[arg(short, long, value_name = "OUT")]
@@ -132,6 +147,67 @@ struct ManifestFeed {
     #[serde(default, rename = "override")]
     override_: bool,
     min_records: Option<u64>,
+    #[serde(default)]
+    online_only: bool,
+    columns: Option<ManifestColumns>,
+}
+
+/// Columns of a generic `csv` feed: header names, or positions counting from 0.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestColumns {
+    key: ColumnRef,
+    verdict: Option<ColumnRef>,
+    name: Option<ColumnRef>,
+    category: Option<ColumnRef>,
+    first_seen: Option<ColumnRef>,
+    last_seen: Option<ColumnRef>,
+    confidence: Option<ColumnRef>,
+    #[serde(default = "default_true")]
+    header: bool,
+    delimiter: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ColumnRef {
+    Index(usize),
+    Name(String),
+}
+
+impl ColumnRef {
+    fn column(self) -> Column {
+        match self {
+            ColumnRef::Index(i) => Column::Index(i),
+            ColumnRef::Name(n) => Column::Name(n),
+        }
+    }
+}
+
+impl ManifestColumns {
+    fn into_columns(self) -> Result<CsvColumns> {
+        let mut c = CsvColumns::key(self.key.column());
+        c.verdict = self.verdict.map(ColumnRef::column);
+        c.name = self.name.map(ColumnRef::column);
+        c.category = self.category.map(ColumnRef::column);
+        c.first_seen = self.first_seen.map(ColumnRef::column);
+        c.last_seen = self.last_seen.map(ColumnRef::column);
+        c.confidence = self.confidence.map(ColumnRef::column);
+        c.header = self.header;
+        if let Some(d) = self.delimiter {
+            let d = if d == "\\t" { "\t".to_string() } else { d };
+            let mut chars = d.chars();
+            match (chars.next(), chars.next()) {
+                (Some(ch), None) if ch.is_ascii() => c.delimiter = ch,
+                _ => bail!("columns.delimiter must be one ASCII character, found {d:?}"),
+            }
+        }
+        Ok(c)
+    }
 }
 
 /// One feed to read.
@@ -195,6 +271,10 @@ fn read_manifest(path: &Path, strict: bool) -> Result<Vec<FeedSpec>> {
         options.category = f.category;
         options.r#override = f.override_;
         options.strict = strict;
+        options.online_only = f.online_only;
+        if let Some(columns) = f.columns {
+            options.columns = Some(columns.into_columns().with_context(at)?);
+        }
         specs.push(FeedSpec {
             path: base.join(f.path),
             options,

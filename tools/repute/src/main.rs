@@ -4,6 +4,7 @@
 //! 0 nothing malicious found, 1 something malicious found, 2 an error.
 
 mod build;
+mod export;
 mod inspect;
 mod lookup;
 mod scan;
@@ -40,6 +41,7 @@ Examples:
 #[derive(Debug, Subcommand)]
 enum Command {
     Build(build::BuildArgs),
+    Export(export::ExportArgs),
     Lookup(lookup::LookupArgs),
     Scan(scan::ScanArgs),
     Inspect(inspect::InspectArgs),
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => build::run(args),
+        Command::Export(args) => export::run(args),
         Command::Lookup(args) => lookup::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Inspect(args) => inspect::run(args),

@@ -498,3 +498,118 @@ fn a_small_memory_budget_spills_and_gives_the_same_snapshot() {
     );
     assert_eq!(o.status.code(), Some(2));
 }
+
+fn sample(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/feeds")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn real_feed_formats_from_the_command_line_and_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let mut args: Vec<String> = ["build", "-o", "real.snap", "--report", "json"]
+        .map(String::from)
+        .to_vec();
+    for (format, file) in [
+        ("malwarebazaar", "malwarebazaar.zip"),
+        ("urlhaus", "urlhaus.csv"),
+        ("urlhaus-hosts", "urlhaus-hosts.txt"),
+        ("threatfox", "threatfox.csv"),
+        ("clamav", "clamav.hdb"),
+        ("clamav", "clamav.fp"),
+        ("jsonl", "feed.jsonl"),
+    ] {
+        args.push("--feed".into());
+        args.push(format!("{format}::{}", sample(file)));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(p, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let feeds = report["feeds"].as_array().unwrap();
+    assert_eq!(feeds.len(), 7);
+    assert!(
+        feeds.iter().all(|f| f["keys"].as_u64().unwrap() > 0),
+        "{report}"
+    );
+
+    // A generic CSV needs its columns named, which only a manifest can do.
+    std::fs::write(
+        p.join("csv.toml"),
+        format!(
+            "[[feed]]\nformat = \"csv\"\npath = {:?}\n[feed.columns]\nkey = \"sha256\"\nverdict = \"verdict\"\nname = \"name\"\n\n\
+             [[feed]]\nformat = \"urlhaus\"\npath = {:?}\nonline_only = true\nsource = \"urlhaus-online\"\n",
+            sample("generic.csv"),
+            sample("urlhaus.csv")
+        ),
+    )
+    .unwrap();
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "csv.snap",
+            "--manifest",
+            "csv.toml",
+            "--report",
+            "json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(report["feeds"][0]["keys"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["feeds"][1]["skipped"].as_u64().unwrap() > 0,
+        "offline rows are skipped: {report}"
+    );
+    let o = run(
+        p,
+        &[
+            "lookup",
+            "csv.snap",
+            "--format",
+            "jsonl",
+            "87d44283ae4bda78af4ca6a5f4da3714f2fbb64b9a88cede33426acb4e9e89ae",
+        ],
+    );
+    let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(line["verdict"], "malicious");
+    assert_eq!(line["name"], "Case-1041 dropper");
+
+    std::fs::write(
+        p.join("bad.toml"),
+        "[[feed]]\nformat = \"csv\"\npath = \"x\"\n[feed.columns]\nkey = 0\ndelimiter = \"ab\"\n",
+    )
+    .unwrap();
+    let o = run(p, &["build", "-o", "x.snap", "--manifest", "bad.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("delimiter"), "{}", stderr(&o));
+}
+
+#[test]
+fn clamav_export_round_trips() {
+    let dir = feeds();
+    let p = dir.path();
+    assert!(build_all(p, "all.snap").status.success());
+    let o = run(p, &["export", "--clamav", "all.snap", "out.hdb"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let hdb = std::fs::read_to_string(p.join("out.hdb")).unwrap();
+    assert_eq!(hdb.lines().count(), 1, "only the malicious MD5: {hdb}");
+    assert!(hdb.starts_with(&format!("{EICAR_MD5}:*:")), "{hdb}");
+    // The export loads back as a ClamAV feed with the same verdict.
+    let o = run(
+        p,
+        &["build", "-o", "back.snap", "--feed", "clamav::out.hdb"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(p, &["lookup", "back.snap", EICAR_MD5]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = run(p, &["export", "--clamav", "all.snap", "out.hsb"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("fingerprints"), "{}", stderr(&o));
+}
