@@ -109,15 +109,22 @@ impl fmt::Display for DigestError {
 
 impl std::error::Error for DigestError {}
 
-#[inline]
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+/// Hex digit values, 0xff for anything that is not a hex digit.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut c = 0;
+    while c < 10 {
+        table[b'0' as usize + c] = c as u8;
+        c += 1;
     }
-}
+    let mut c = 0;
+    while c < 6 {
+        table[b'a' as usize + c] = 10 + c as u8;
+        table[b'A' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    table
+};
 
 impl Digest {
     /// A digest from raw bytes; `None` when the length matches no kind.
@@ -137,10 +144,19 @@ impl Digest {
     pub fn from_hex(hex: &[u8]) -> Result<Digest, DigestError> {
         let kind = DigestKind::from_hex_len(hex.len()).ok_or(DigestError::Length(hex.len()))?;
         let mut bytes = [0u8; 32];
-        for (i, pair) in hex.chunks_exact(2).enumerate() {
-            let hi = hex_value(pair[0]).ok_or(DigestError::NotHex(2 * i))?;
-            let lo = hex_value(pair[1]).ok_or(DigestError::NotHex(2 * i + 1))?;
-            bytes[i] = hi << 4 | lo;
+        let mut bad = 0u8;
+        for (out, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+            let hi = HEX_VALUES[pair[0] as usize];
+            let lo = HEX_VALUES[pair[1] as usize];
+            bad |= hi | lo;
+            *out = hi << 4 | (lo & 0x0f);
+        }
+        if bad & 0xf0 != 0 {
+            let at = hex
+                .iter()
+                .position(|c| HEX_VALUES[*c as usize] == 0xff)
+                .unwrap_or(0);
+            return Err(DigestError::NotHex(at));
         }
         Ok(Digest { kind, bytes })
     }

@@ -49,7 +49,7 @@ fn parse_simple(format: SimpleFormat, line: &str) -> Result<Parsed, String> {
     }
     match format {
         SimpleFormat::Hashes => {
-            let token = trimmed.split_whitespace().next().unwrap_or("");
+            let token = trimmed.split_ascii_whitespace().next().unwrap_or("");
             Ok(Parsed::Items(
                 vec![Item::Digest(parse_digest(token, None)?)],
                 RecordSpec::default(),
