@@ -1,5 +1,6 @@
 //! The fingerprint table: sorted 128-bit fingerprints, a top-bits bucket index, record ids.
 
+use crate::filter::prefetch;
 use crate::format::{align_up, read_u32, read_u64, FINGERPRINT_SIZE};
 use crate::{Error, RecordId, Result};
 
@@ -95,16 +96,41 @@ impl<'a> FingerprintTable<'a> {
         let index_len = ((1usize << p.bucket_bits) + 1) * 4;
         let fp_at = align_up(HEADER + index_len);
         let fp_end = fp_at + p.count * FINGERPRINT_SIZE;
+        Self::from_parts(
+            name,
+            section.get(HEADER..HEADER + index_len).unwrap_or(&[]),
+            section.get(fp_at..fp_end).unwrap_or(&[]),
+            section.get(fp_end..).unwrap_or(&[]),
+            p,
+        )
+    }
+
+    /// Rebuilds a view from the slices and parameters of one taken by
+    /// [`FingerprintTable::parse`], without validation. Every read stays bounds-checked, so
+    /// mismatched parts give wrong answers (`None`), never a panic.
+    #[inline]
+    pub(crate) fn from_parts(
+        name: &'static str,
+        index: &'a [u8],
+        fingerprints: &'a [u8],
+        ids: &'a [u8],
+        p: TableParams,
+    ) -> Self {
         FingerprintTable {
             name,
-            index: section.get(HEADER..HEADER + index_len).unwrap_or(&[]),
-            fingerprints: section.get(fp_at..fp_end).unwrap_or(&[]),
-            ids: section.get(fp_end..).unwrap_or(&[]),
+            index,
+            fingerprints,
+            ids,
             count: p.count,
             bucket_bits: p.bucket_bits,
             id_width: p.id_width,
             default_id: p.default_id,
         }
+    }
+
+    /// The bucket index, fingerprint and record id slices.
+    pub(crate) fn parts(&self) -> (&'a [u8], &'a [u8], &'a [u8]) {
+        (self.index, self.fingerprints, self.ids)
     }
 
     /// The parameters that [`FingerprintTable::from_params`] takes.
@@ -161,13 +187,19 @@ impl<'a> FingerprintTable<'a> {
         RecordId(u32::from_le_bytes(b))
     }
 
-    /// The range of entries in the bucket of `fp`.
+    /// The range of entries in the bucket of `fp` (empty when the index is out of bounds).
     #[inline]
     fn bucket_range(&self, fp: u128) -> (usize, usize) {
-        let b = bucket_of(fp, self.bucket_bits);
-        let start = read_u32(self.index, b * 4).unwrap_or(0) as usize;
-        let end = read_u32(self.index, b * 4 + 4).unwrap_or(0) as usize;
-        (start, end.min(self.count))
+        let at = bucket_of(fp, self.bucket_bits) * 4;
+        match self.index.get(at..at + 8) {
+            Some(pair) => {
+                let (s, e) = pair.split_at(4);
+                let start = u32::from_le_bytes(s.try_into().unwrap_or([0; 4])) as usize;
+                let end = u32::from_le_bytes(e.try_into().unwrap_or([0; 4])) as usize;
+                (start, end.min(self.count))
+            }
+            None => (0, 0),
+        }
     }
 
     /// Address of the bucket index entry for `fp`, for prefetching.
@@ -176,19 +208,34 @@ impl<'a> FingerprintTable<'a> {
         let at = bucket_of(fp, self.bucket_bits) * 4;
         self.index
             .get(at..)
-            .map_or(self.index.as_ptr(), |s| s.as_ptr())
+            .map_or(self.index.as_ptr(), <[u8]>::as_ptr)
     }
 
-    /// Start of the bucket for `fp` and the address of its first fingerprint, for prefetching.
+    /// The bucket of `fp` as an entry range, after prefetching the cache lines its
+    /// fingerprints (first and last) and record ids lie in.
     #[inline]
-    pub(crate) fn bucket_start(&self, fp: u128) -> (usize, usize, *const u8) {
+    pub(crate) fn prefetch_bucket(&self, fp: u128) -> (usize, usize) {
         let (start, end) = self.bucket_range(fp);
-        let at = start * FINGERPRINT_SIZE;
-        let ptr = self
-            .fingerprints
-            .get(at..)
-            .map_or(self.fingerprints.as_ptr(), |s| s.as_ptr());
-        (start, end, ptr)
+        if start < end {
+            let first = self
+                .fingerprints
+                .get(start * FINGERPRINT_SIZE..)
+                .map_or(self.fingerprints.as_ptr(), <[u8]>::as_ptr);
+            prefetch(first);
+            let last = self
+                .fingerprints
+                .get(end * FINGERPRINT_SIZE - 1..)
+                .map_or(self.fingerprints.as_ptr(), <[u8]>::as_ptr);
+            prefetch(last);
+            if self.id_width > 0 {
+                let ids = self
+                    .ids
+                    .get(start * self.id_width..)
+                    .map_or(self.ids.as_ptr(), <[u8]>::as_ptr);
+                prefetch(ids);
+            }
+        }
+        (start, end)
     }
 
     /// Finds `fp` within entries `start..end`.
@@ -198,13 +245,13 @@ impl<'a> FingerprintTable<'a> {
             return None;
         }
         if end - start <= LINEAR_SCAN_MAX {
-            for i in start..end {
-                let f = self.fingerprint_at(i);
-                if f == fp {
-                    return Some(self.id_at(i));
-                }
-                if f > fp {
-                    return None;
+            let bucket = self
+                .fingerprints
+                .get(start * FINGERPRINT_SIZE..end * FINGERPRINT_SIZE)?;
+            for (i, entry) in bucket.chunks_exact(FINGERPRINT_SIZE).enumerate() {
+                let f = u128::from_be_bytes(entry.try_into().unwrap_or([0; 16]));
+                if f >= fp {
+                    return (f == fp).then(|| self.id_at(start + i));
                 }
             }
             None
@@ -225,9 +272,6 @@ impl<'a> FingerprintTable<'a> {
     /// Looks up a fingerprint.
     #[inline]
     pub fn find(&self, fp: u128) -> Option<RecordId> {
-        if self.count == 0 {
-            return None;
-        }
         let (start, end) = self.bucket_range(fp);
         self.find_in(fp, start, end)
     }
