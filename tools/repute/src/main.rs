@@ -3,6 +3,7 @@
 //! The binary owns the terminal: the library never prints. Exit codes follow clamscan:
 //! 0 nothing malicious found, 1 something malicious found, 2 an error.
 
+mod bench;
 mod build;
 mod inspect;
 mod lookup;
@@ -39,6 +40,7 @@ Examples:
 #[derive(Debug, Subcommand)]
 enum Command {
     Build(build::BuildArgs),
+    Bench(bench::BenchArgs),
     Lookup(lookup::LookupArgs),
     Inspect(inspect::InspectArgs),
     Verify(verify::VerifyArgs),
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => build::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Lookup(args) => lookup::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args),
