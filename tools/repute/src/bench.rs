@@ -54,9 +54,16 @@ pub struct BenchArgs {
     /// Also measure the snapshot copied into 2 MiB huge pages, and the probe on huge pages.
     #[arg(long)]
     hugepages: bool,
-    /// Skip the HashSet, fst and binary-search baselines.
-    #[arg(long)]
-    no_baselines: bool,
+    /// Baselines to build from the same keys and measure (comma-separated; `none` for
+    /// none). Up to 20 M keys they are built on a second thread while the snapshot builds;
+    /// beyond, one after the other, to bound memory.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "sorted,fst,hashset",
+        value_delimiter = ','
+    )]
+    baselines: Vec<BaselineKind>,
     /// Distinct digest queries per query set (present, absent).
     #[arg(long, default_value = "2M", value_parser = parse_count)]
     queries: u64,
@@ -66,6 +73,18 @@ pub struct BenchArgs {
     /// Runs per measurement (the median is reported).
     #[arg(long, default_value_t = 3)]
     reps: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BaselineKind {
+    /// Binary search over a sorted `Vec<[u8; 32]>`.
+    Sorted,
+    /// `fst::Set` of the 32-byte keys.
+    Fst,
+    /// `HashSet<[u8; 32]>` with the standard hasher.
+    Hashset,
+    /// No baselines.
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -166,6 +185,7 @@ fn progress(msg: impl std::fmt::Display) {
 }
 
 /// The keys a run measures.
+#[derive(Clone)]
 enum Keys {
     /// Generated SHA-256 keys: key `i` is `key_bytes(seed, PRESENT, i)`.
     Generated { seed: u64, count: u64 },
@@ -262,6 +282,7 @@ struct Report {
     key_kinds: String,
     snapshot: SnapshotFigures,
     baselines: Vec<Baseline>,
+    baselines_built_alongside_snapshot: bool,
     rates_millions_per_second: Vec<Row>,
     ratios: Vec<Ratio>,
     peak_rss_bytes: Option<u64>,
@@ -606,7 +627,8 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
         url_query_count,
     );
 
-    // The snapshot: generated, or given.
+    // The snapshot: generated, or given. Small enough baselines build meanwhile.
+    let mut background = None;
     let (path, keys) = match &args.snapshot {
         Some(p) => {
             progress(format!("reading the digests of {}", p.display()));
@@ -628,6 +650,11 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
                 count: args.keys,
             };
             let path = tmp.path().join("bench.snap");
+            let which: Vec<BaselineKind> = args.baselines.clone();
+            if args.keys <= 20_000_000 && which.iter().any(|b| *b != BaselineKind::None) {
+                let keys = keys.clone();
+                background = Some(std::thread::spawn(move || build_baselines(&keys, &which)));
+            }
             let secs = build_snapshot(&keys, &url_entries, &path)?;
             figures.build_seconds = Some(secs);
             figures.build_keys_per_second = Some((args.keys + args.urls) as f64 / secs);
@@ -724,6 +751,10 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
         .count();
     figures.filter_false_positive_rate = passed as f64 / workload.absent.len() as f64;
 
+    // Wait for the baselines building in the background, so they do not disturb the timings.
+    let concurrent = background.is_some();
+    let prebuilt = background.map(|h| h.join().unwrap_or_default());
+
     // The memory probe, then repute, per thread count.
     let mut rows = Vec::new();
     progress("memory probe (1 GiB, 4 KiB pages)");
@@ -751,11 +782,12 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
     }
     drop(snap);
 
-    let baselines = if args.no_baselines {
-        Vec::new()
-    } else {
-        run_baselines(&keys, &workload, &args, &mut rows)
+    let built = match prebuilt {
+        Some(built) => built,
+        None => build_baselines(&keys, &args.baselines),
     };
+    let baselines = measure_baselines(&built, n, &workload, &args, &mut rows);
+    drop(built);
 
     let ratios = ratios(&rows, &args.threads);
     let report = Report {
@@ -770,6 +802,7 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
         },
         snapshot: figures,
         baselines,
+        baselines_built_alongside_snapshot: concurrent,
         rates_millions_per_second: rows,
         ratios,
         peak_rss_bytes: peak_rss(),
@@ -809,13 +842,61 @@ fn probe_rates(buf: &[u8], args: &BenchArgs) -> Vec<Rate> {
         .collect()
 }
 
-fn run_baselines(
-    keys: &Keys,
+/// The baselines, built from the same keys as the snapshot.
+#[derive(Default)]
+struct BuiltBaselines {
+    /// Sorted keys and how long sorting took.
+    sorted: Option<(Vec<[u8; 32]>, f64)>,
+    /// The `fst::Set` and how long building it took (from sorted keys).
+    fst: Option<(fst::Set<Vec<u8>>, f64)>,
+    /// The `HashSet` and how long loading it took.
+    hashset: Option<(HashSet<[u8; 32]>, f64)>,
+}
+
+/// Builds the selected baselines. The sorted keys are kept only when measured themselves.
+fn build_baselines(keys: &Keys, which: &[BaselineKind]) -> BuiltBaselines {
+    let n = keys.len();
+    let mut built = BuiltBaselines::default();
+    let wants = |k: BaselineKind| which.contains(&k);
+    if wants(BaselineKind::Sorted) || wants(BaselineKind::Fst) {
+        progress(format!("baseline: sorting {n} keys"));
+        let t = Instant::now();
+        let mut sorted: Vec<[u8; 32]> = Vec::with_capacity(n as usize);
+        keys.for_each(|d| sorted.push(key32(&d)));
+        sorted.sort_unstable();
+        sorted.dedup();
+        let sort_secs = t.elapsed().as_secs_f64();
+        if wants(BaselineKind::Fst) {
+            progress(format!("baseline: building an fst::Set of {n} keys"));
+            let t = Instant::now();
+            match fst::Set::from_iter(sorted.iter()) {
+                Ok(set) => built.fst = Some((set, sort_secs + t.elapsed().as_secs_f64())),
+                Err(e) => progress(format!("  fst::Set failed: {e}")),
+            }
+        }
+        if wants(BaselineKind::Sorted) {
+            built.sorted = Some((sorted, sort_secs));
+        }
+    }
+    if wants(BaselineKind::Hashset) {
+        progress(format!("baseline: loading a HashSet<[u8; 32]> of {n} keys"));
+        let t = Instant::now();
+        let mut set: HashSet<[u8; 32]> = HashSet::with_capacity(n as usize);
+        keys.for_each(|d| {
+            set.insert(key32(&d));
+        });
+        built.hashset = Some((set, t.elapsed().as_secs_f64()));
+    }
+    built
+}
+
+fn measure_baselines(
+    built: &BuiltBaselines,
+    n: u64,
     w: &Workload,
     args: &BenchArgs,
     rows: &mut Vec<Row>,
 ) -> Vec<Baseline> {
-    let n = keys.len();
     let present: Vec<[u8; 32]> = w.present.iter().map(key32).collect();
     let absent: Vec<[u8; 32]> = w.absent.iter().map(key32).collect();
     let (secs, reps) = (args.seconds, args.reps);
@@ -835,81 +916,66 @@ fn run_baselines(
             .collect()
     };
     let mut baselines = Vec::new();
-
-    progress(format!("baseline: sorted Vec<[u8; 32]> of {n} keys"));
-    let t = Instant::now();
-    let mut sorted: Vec<[u8; 32]> = Vec::with_capacity(n as usize);
-    keys.for_each(|d| sorted.push(key32(&d)));
-    sorted.sort_unstable();
-    baselines.push(Baseline {
-        name: "sorted Vec<[u8; 32]>, binary search",
-        load_seconds: t.elapsed().as_secs_f64(),
-        bytes_per_key: 32.0,
-    });
-    let search = |k: &[u8; 32]| sorted.binary_search(k).is_ok();
-    rows.push(Row::new(
-        "binary search absent",
-        "sorted_absent",
-        rates(&absent, &search),
-    ));
-    rows.push(Row::new(
-        "binary search present",
-        "sorted_present",
-        rates(&present, &search),
-    ));
-
-    progress(format!("baseline: fst::Set of {n} keys"));
-    let t = Instant::now();
-    match fst::Set::from_iter(sorted.iter()) {
-        Ok(set) => {
-            let load = t.elapsed().as_secs_f64();
-            drop(std::mem::take(&mut sorted));
-            baselines.push(Baseline {
-                name: "fst::Set",
-                load_seconds: load,
-                bytes_per_key: set.as_fst().as_bytes().len() as f64 / n as f64,
-            });
-            let contains = |k: &[u8; 32]| set.contains(k);
-            rows.push(Row::new(
-                "fst::Set absent",
-                "fst_absent",
-                rates(&absent, &contains),
-            ));
-            rows.push(Row::new(
-                "fst::Set present",
-                "fst_present",
-                rates(&present, &contains),
-            ));
-        }
-        Err(e) => progress(format!("  fst::Set failed: {e}")),
+    if let Some((sorted, load)) = &built.sorted {
+        progress("baseline: binary search lookups");
+        baselines.push(Baseline {
+            name: "sorted Vec<[u8; 32]>, binary search",
+            load_seconds: *load,
+            bytes_per_key: 32.0,
+        });
+        let search = |k: &[u8; 32]| sorted.binary_search(k).is_ok();
+        rows.push(Row::new(
+            "binary search absent",
+            "sorted_absent",
+            rates(&absent, &search),
+        ));
+        rows.push(Row::new(
+            "binary search present",
+            "sorted_present",
+            rates(&present, &search),
+        ));
     }
-    drop(sorted);
-
-    progress(format!("baseline: HashSet<[u8; 32]> of {n} keys"));
-    let t = Instant::now();
-    let mut set: HashSet<[u8; 32]> = HashSet::with_capacity(n as usize);
-    keys.for_each(|d| {
-        set.insert(key32(&d));
-    });
-    let load = t.elapsed().as_secs_f64();
-    // hashbrown: a power-of-two number of buckets, 7/8 of them usable; one control byte each.
-    let buckets = (set.capacity() as u128 * 8 / 7).next_power_of_two() as f64;
-    baselines.push(Baseline {
-        name: "HashSet<[u8; 32]> (SipHash)",
-        load_seconds: load,
-        bytes_per_key: buckets * 33.0 / n as f64,
-    });
-    let contains = |k: &[u8; 32]| set.contains(k);
-    rows.push(Row::new(
-        "HashSet absent",
-        "hashset_absent",
-        rates(&absent, &contains),
-    ));
-    rows.push(Row::new(
-        "HashSet present",
-        "hashset_present",
-        rates(&present, &contains),
-    ));
+    if let Some((set, load)) = &built.fst {
+        progress("baseline: fst::Set lookups");
+        baselines.push(Baseline {
+            name: "fst::Set",
+            load_seconds: *load,
+            bytes_per_key: set.as_fst().as_bytes().len() as f64 / n as f64,
+        });
+        let contains = |k: &[u8; 32]| set.contains(k);
+        rows.push(Row::new(
+            "fst::Set absent",
+            "fst_absent",
+            rates(&absent, &contains),
+        ));
+        rows.push(Row::new(
+            "fst::Set present",
+            "fst_present",
+            rates(&present, &contains),
+        ));
+    }
+    if let Some((set, load)) = &built.hashset {
+        progress("baseline: HashSet lookups");
+        // hashbrown: a power-of-two number of buckets, 7/8 of them usable; one control
+        // byte per bucket.
+        let buckets = (set.capacity() as u128 * 8 / 7).next_power_of_two() as f64;
+        baselines.push(Baseline {
+            name: "HashSet<[u8; 32]> (SipHash)",
+            load_seconds: *load,
+            bytes_per_key: buckets * 33.0 / n as f64,
+        });
+        let contains = |k: &[u8; 32]| set.contains(k);
+        rows.push(Row::new(
+            "HashSet absent",
+            "hashset_absent",
+            rates(&absent, &contains),
+        ));
+        rows.push(Row::new(
+            "HashSet present",
+            "hashset_present",
+            rates(&present, &contains),
+        ));
+    }
     baselines
 }
 
@@ -1056,7 +1122,15 @@ fn print_text(out: &mut impl Write, r: &Report) -> Result<()> {
     }
     if !r.baselines.is_empty() {
         writeln!(out)?;
-        writeln!(out, "baselines (same keys)           load      bytes/key")?;
+        writeln!(
+            out,
+            "baselines (same keys{})        load      bytes/key",
+            if r.baselines_built_alongside_snapshot {
+                "; loaded on a second thread while the snapshot built"
+            } else {
+                ""
+            }
+        )?;
         for b in &r.baselines {
             writeln!(
                 out,
