@@ -14,8 +14,11 @@ use crate::{Digest, DigestKind, Error, Metadata, Query, Record, RecordId, Result
 
 /// Lookups interleaved per batch step.
 const BATCH: usize = 16;
-/// Stages of the batch lookup pipeline: hash, filter, bucket index, scan.
-const STAGES: usize = 4;
+/// Groups between one stage of the batch lookup pipeline (hash, filter, bucket index,
+/// scan) and the next: how far ahead of its use each prefetch is issued.
+const LAG: usize = 3;
+/// Groups in flight in the batch lookup pipeline.
+const STAGES: usize = 3 * LAG + 1;
 
 /// One group of batched lookups in flight.
 #[derive(Clone, Copy)]
@@ -502,9 +505,9 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         let tables = [self.table(0), self.table(1), self.table(2)];
         let groups = digests.len().div_ceil(BATCH);
         let mut ring = [Group::EMPTY; STAGES];
-        for step in 0..groups + STAGES - 1 {
+        for step in 0..groups + 3 * LAG {
             // Stage 4, the oldest group: scan the buckets, whose lines were prefetched.
-            if let Some(g) = step.checked_sub(3) {
+            if let Some(g) = step.checked_sub(3 * LAG).filter(|g| *g < groups) {
                 let group = &ring[g % STAGES];
                 let at = g * BATCH;
                 for (i, slot) in out[at..at + group.len].iter_mut().enumerate() {
@@ -517,7 +520,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                 }
             }
             // Stage 3: read the bucket index entries, prefetch the buckets.
-            if let Some(g) = step.checked_sub(2) {
+            if let Some(g) = step.checked_sub(2 * LAG).filter(|g| *g < groups) {
                 let group = &mut ring[g % STAGES];
                 for i in 0..group.len {
                     if group.live & (1 << i) != 0 {
@@ -527,7 +530,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                 }
             }
             // Stage 2: test the filter, prefetch the index entries of the keys it passes.
-            if let Some(g) = step.checked_sub(1) {
+            if let Some(g) = step.checked_sub(LAG).filter(|g| *g < groups) {
                 let group = &mut ring[g % STAGES];
                 let mut live = 0u32;
                 for i in 0..group.len {

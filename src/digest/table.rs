@@ -212,27 +212,27 @@ impl<'a> FingerprintTable<'a> {
     }
 
     /// The bucket of `fp` as an entry range, after prefetching the cache lines its
-    /// fingerprints (first and last) and record ids lie in.
+    /// fingerprints and record ids lie in (each line once: a batch of lookups is limited by
+    /// how many cache misses the core can have in flight).
     #[inline]
     pub(crate) fn prefetch_bucket(&self, fp: u128) -> (usize, usize) {
         let (start, end) = self.bucket_range(fp);
         if start < end {
-            let first = self
-                .fingerprints
-                .get(start * FINGERPRINT_SIZE..)
-                .map_or(self.fingerprints.as_ptr(), <[u8]>::as_ptr);
-            prefetch(first);
-            let last = self
-                .fingerprints
-                .get(end * FINGERPRINT_SIZE - 1..)
-                .map_or(self.fingerprints.as_ptr(), <[u8]>::as_ptr);
-            prefetch(last);
+            let base = self.fingerprints.as_ptr() as usize;
+            let first = start * FINGERPRINT_SIZE;
+            let last = end * FINGERPRINT_SIZE - 1;
+            if let Some(s) = self.fingerprints.get(first..) {
+                prefetch(s.as_ptr());
+            }
+            if (base + first) / 64 != (base + last) / 64 {
+                if let Some(s) = self.fingerprints.get(last..) {
+                    prefetch(s.as_ptr());
+                }
+            }
             if self.id_width > 0 {
-                let ids = self
-                    .ids
-                    .get(start * self.id_width..)
-                    .map_or(self.ids.as_ptr(), <[u8]>::as_ptr);
-                prefetch(ids);
+                if let Some(s) = self.ids.get(start * self.id_width..) {
+                    prefetch(s.as_ptr());
+                }
             }
         }
         (start, end)

@@ -45,6 +45,9 @@ pub struct BenchArgs {
     /// (URL checks use generated URLs, mostly unlisted).
     #[arg(long)]
     snapshot: Option<PathBuf>,
+    /// Keep the generated snapshot at this path (for later runs with --snapshot).
+    #[arg(long)]
+    keep: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -649,7 +652,10 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
                 seed,
                 count: args.keys,
             };
-            let path = tmp.path().join("bench.snap");
+            let path = match &args.keep {
+                Some(p) => p.clone(),
+                None => tmp.path().join("bench.snap"),
+            };
             let which: Vec<BaselineKind> = args.baselines.clone();
             if args.keys <= 20_000_000 && which.iter().any(|b| *b != BaselineKind::None) {
                 let keys = keys.clone();
