@@ -27,6 +27,8 @@ struct Group {
     fps: [u128; BATCH],
     hashes: [KeyHash; BATCH],
     kinds: [u8; BATCH],
+    /// Whether this group's keys go through the filter (otherwise straight to the tables).
+    filtered: bool,
     /// Bit `i`: key `i` passed the filter.
     live: u32,
     ranges: [(usize, usize); BATCH],
@@ -38,6 +40,7 @@ impl Group {
         fps: [0; BATCH],
         hashes: [KeyHash(0); BATCH],
         kinds: [0; BATCH],
+        filtered: true,
         live: 0,
         ranges: [(0, 0); BATCH],
     };
@@ -493,6 +496,11 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     /// several times faster than one lookup after another. Longer slices pipeline better;
     /// a few hundred digests per call is plenty.
     ///
+    /// The filter pays off when most digests are unknown, its usual case. When most digests
+    /// of a recent group were found (over three quarters), the filter's cache miss is wasted
+    /// on nearly every key, so the following groups go straight to the tables, until a group
+    /// finds fewer than a quarter. The answers are the same either way: the tables decide.
+    ///
     /// # Panics
     ///
     /// When `out` is shorter than `digests`.
@@ -505,11 +513,13 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         let tables = [self.table(0), self.table(1), self.table(2)];
         let groups = digests.len().div_ceil(BATCH);
         let mut ring = [Group::EMPTY; STAGES];
+        let mut bypass = false;
         for step in 0..groups + 3 * LAG {
             // Stage 4, the oldest group: scan the buckets, whose lines were prefetched.
             if let Some(g) = step.checked_sub(3 * LAG).filter(|g| *g < groups) {
                 let group = &ring[g % STAGES];
                 let at = g * BATCH;
+                let mut found = 0usize;
                 for (i, slot) in out[at..at + group.len].iter_mut().enumerate() {
                     *slot = if group.live & (1 << i) != 0 {
                         let (start, end) = group.ranges[i];
@@ -517,7 +527,13 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                     } else {
                         None
                     };
+                    found += usize::from(slot.is_some());
                 }
+                bypass = if bypass {
+                    found * 4 >= group.len
+                } else {
+                    found * 4 > group.len * 3
+                };
             }
             // Stage 3: read the bucket index entries, prefetch the buckets.
             if let Some(g) = step.checked_sub(2 * LAG).filter(|g| *g < groups) {
@@ -532,29 +548,40 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             // Stage 2: test the filter, prefetch the index entries of the keys it passes.
             if let Some(g) = step.checked_sub(LAG).filter(|g| *g < groups) {
                 let group = &mut ring[g % STAGES];
-                let mut live = 0u32;
-                for i in 0..group.len {
-                    if filter.may_contain(group.hashes[i]) {
-                        live |= 1 << i;
-                        let table = &tables[group.kinds[i] as usize % 3];
-                        prefetch(table.index_ptr(group.fps[i]));
+                if group.filtered {
+                    let mut live = 0u32;
+                    for i in 0..group.len {
+                        if filter.may_contain(group.hashes[i]) {
+                            live |= 1 << i;
+                            let table = &tables[group.kinds[i] as usize % 3];
+                            prefetch(table.index_ptr(group.fps[i]));
+                        }
                     }
+                    group.live = live;
+                } else {
+                    // Index entries were prefetched in stage 1.
+                    group.live = u32::MAX >> (32 - group.len.max(1));
                 }
-                group.live = live;
             }
-            // Stage 1, the newest group: hash the keys, prefetch their filter blocks.
+            // Stage 1, the newest group: hash the keys and prefetch their filter blocks (or,
+            // bypassing the filter, their bucket index entries).
             if step < groups {
                 let group = &mut ring[step % STAGES];
                 let at = step * BATCH;
                 let keys = &digests[at..digests.len().min(at + BATCH)];
                 group.len = keys.len();
+                group.filtered = !bypass;
                 for (i, d) in keys.iter().enumerate() {
                     let fp = d.fingerprint();
-                    let hash = crate::digest::fingerprint_hash(d.kind(), fp);
                     group.fps[i] = fp;
                     group.kinds[i] = d.kind().index() as u8;
-                    group.hashes[i] = hash;
-                    prefetch(filter.block_ptr(hash));
+                    if bypass {
+                        prefetch(tables[d.kind().index()].index_ptr(fp));
+                    } else {
+                        let hash = crate::digest::fingerprint_hash(d.kind(), fp);
+                        group.hashes[i] = hash;
+                        prefetch(filter.block_ptr(hash));
+                    }
                 }
             }
         }
@@ -714,5 +741,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn runs_of_known_and_unknown_digests_agree_with_single_lookups() {
+        // Long runs of found keys switch batches to bypassing the filter, and runs of
+        // unknown keys switch them back; neither may change an answer.
+        let (bytes, digests) = sample(3000);
+        let snap = Snapshot::open(bytes).unwrap();
+        let absent: Vec<Digest> = digests
+            .iter()
+            .map(|d| {
+                let mut b = d.as_bytes().to_vec();
+                b[5] ^= 0x5a;
+                Digest::from_bytes(&b).unwrap()
+            })
+            .collect();
+        let mut queries = Vec::new();
+        for run in 0..6 {
+            let source = if run % 2 == 0 { &digests } else { &absent };
+            queries.extend_from_slice(&source[run * 300..run * 300 + 300]);
+        }
+        queries.extend_from_slice(&digests[..7]);
+        let mut out = vec![None; queries.len()];
+        snap.lookup_digests(&queries, &mut out);
+        for (d, got) in queries.iter().zip(&out) {
+            assert_eq!(*got, snap.lookup_digest(d).map(|r| r.id()));
+        }
+        assert_eq!(out.iter().filter(|o| o.is_some()).count(), 900 + 7);
     }
 }
