@@ -475,7 +475,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     }
 
     /// Looks up one digest. Never allocates.
-    #[inline]
+    #[inline(always)]
     pub fn lookup_digest(&self, digest: &Digest) -> Option<Record<'_>> {
         if !self.filter().may_contain(digest.key_hash()) {
             return None;

@@ -40,7 +40,7 @@ fn block_of(hash: KeyHash, blocks: u64) -> usize {
     ((hash.0 as u128 * blocks as u128) >> 64) as usize
 }
 
-#[inline]
+#[inline(always)]
 fn masks(hash: KeyHash) -> [u64; 8] {
     // The block index uses the high bits (multiply-shift); the bit positions come from a
     // second mix so that they are independent of the block choice.
@@ -112,7 +112,7 @@ impl<'a> BlockedBloom<'a> {
     }
 
     /// Whether the key may be present (`false` means certainly absent).
-    #[inline]
+    #[inline(always)]
     pub fn may_contain(&self, hash: KeyHash) -> bool {
         let at = block_of(hash, self.count) * BLOCK_BYTES;
         let Some(block) = self.blocks.get(at..at + BLOCK_BYTES) else {

@@ -28,8 +28,10 @@ use crate::Outcome;
 ///
 /// Without --snapshot, generates a snapshot of --keys SHA-256 digests (about 1000 distinct
 /// records) and --urls URL/domain entries, deterministically from --seed, in a temporary
-/// file. Rates are millions of lookups per second, summed over threads; each figure is the
-/// median of --reps runs. Progress goes to stderr, results to stdout.
+/// file. Rates are millions of lookups per second of CPU time the measuring threads ran
+/// (robust to other load on the machine; wall-clock rates are in the JSON output), summed
+/// over threads; each figure is the median of --reps runs. Batched lookups go through the
+/// batch API 1024 digests per call. Progress goes to stderr, results to stdout.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Digest keys in the generated snapshot (all SHA-256); suffixes k, M, G.
