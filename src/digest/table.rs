@@ -1,5 +1,6 @@
 //! The fingerprint table: sorted 128-bit fingerprints, a top-bits bucket index, record ids.
 
+use crate::filter::prefetch;
 use crate::format::{align_up, read_u32, read_u64, FINGERPRINT_SIZE};
 use crate::{Error, RecordId, Result};
 
@@ -95,16 +96,41 @@ impl<'a> FingerprintTable<'a> {
         let index_len = ((1usize << p.bucket_bits) + 1) * 4;
         let fp_at = align_up(HEADER + index_len);
         let fp_end = fp_at + p.count * FINGERPRINT_SIZE;
+        Self::from_parts(
+            name,
+            section.get(HEADER..HEADER + index_len).unwrap_or(&[]),
+            section.get(fp_at..fp_end).unwrap_or(&[]),
+            section.get(fp_end..).unwrap_or(&[]),
+            p,
+        )
+    }
+
+    /// Rebuilds a view from the slices and parameters of one taken by
+    /// [`FingerprintTable::parse`], without validation. Every read stays bounds-checked, so
+    /// mismatched parts give wrong answers (`None`), never a panic.
+    #[inline]
+    pub(crate) fn from_parts(
+        name: &'static str,
+        index: &'a [u8],
+        fingerprints: &'a [u8],
+        ids: &'a [u8],
+        p: TableParams,
+    ) -> Self {
         FingerprintTable {
             name,
-            index: section.get(HEADER..HEADER + index_len).unwrap_or(&[]),
-            fingerprints: section.get(fp_at..fp_end).unwrap_or(&[]),
-            ids: section.get(fp_end..).unwrap_or(&[]),
+            index,
+            fingerprints,
+            ids,
             count: p.count,
             bucket_bits: p.bucket_bits,
             id_width: p.id_width,
             default_id: p.default_id,
         }
+    }
+
+    /// The bucket index, fingerprint and record id slices.
+    pub(crate) fn parts(&self) -> (&'a [u8], &'a [u8], &'a [u8]) {
+        (self.index, self.fingerprints, self.ids)
     }
 
     /// The parameters that [`FingerprintTable::from_params`] takes.
@@ -161,13 +187,19 @@ impl<'a> FingerprintTable<'a> {
         RecordId(u32::from_le_bytes(b))
     }
 
-    /// The range of entries in the bucket of `fp`.
+    /// The range of entries in the bucket of `fp` (empty when the index is out of bounds).
     #[inline]
     fn bucket_range(&self, fp: u128) -> (usize, usize) {
-        let b = bucket_of(fp, self.bucket_bits);
-        let start = read_u32(self.index, b * 4).unwrap_or(0) as usize;
-        let end = read_u32(self.index, b * 4 + 4).unwrap_or(0) as usize;
-        (start, end.min(self.count))
+        let at = bucket_of(fp, self.bucket_bits) * 4;
+        match self.index.get(at..at + 8) {
+            Some(pair) => {
+                let (s, e) = pair.split_at(4);
+                let start = u32::from_le_bytes(s.try_into().unwrap_or([0; 4])) as usize;
+                let end = u32::from_le_bytes(e.try_into().unwrap_or([0; 4])) as usize;
+                (start, end.min(self.count))
+            }
+            None => (0, 0),
+        }
     }
 
     /// Address of the bucket index entry for `fp`, for prefetching.
@@ -176,38 +208,62 @@ impl<'a> FingerprintTable<'a> {
         let at = bucket_of(fp, self.bucket_bits) * 4;
         self.index
             .get(at..)
-            .map_or(self.index.as_ptr(), |s| s.as_ptr())
+            .map_or(self.index.as_ptr(), <[u8]>::as_ptr)
     }
 
-    /// Start of the bucket for `fp` and the address of its first fingerprint, for prefetching.
+    /// The bucket of `fp` as an entry range, after prefetching the cache lines its
+    /// fingerprints and record ids lie in (each line once: a batch of lookups is limited by
+    /// how many cache misses the core can have in flight).
     #[inline]
-    pub(crate) fn bucket_start(&self, fp: u128) -> (usize, usize, *const u8) {
+    pub(crate) fn prefetch_bucket(&self, fp: u128) -> (usize, usize) {
         let (start, end) = self.bucket_range(fp);
-        let at = start * FINGERPRINT_SIZE;
-        let ptr = self
-            .fingerprints
-            .get(at..)
-            .map_or(self.fingerprints.as_ptr(), |s| s.as_ptr());
-        (start, end, ptr)
+        if start < end {
+            let base = self.fingerprints.as_ptr() as usize;
+            let first = start * FINGERPRINT_SIZE;
+            let last = end * FINGERPRINT_SIZE - 1;
+            if let Some(s) = self.fingerprints.get(first..) {
+                prefetch(s.as_ptr());
+            }
+            if (base + first) / 64 != (base + last) / 64 {
+                if let Some(s) = self.fingerprints.get(last..) {
+                    prefetch(s.as_ptr());
+                }
+            }
+            if self.id_width > 0 {
+                if let Some(s) = self.ids.get(start * self.id_width..) {
+                    prefetch(s.as_ptr());
+                }
+            }
+        }
+        (start, end)
     }
 
     /// Finds `fp` within entries `start..end`.
+    ///
+    /// A bucket of up to [`LINEAR_SCAN_MAX`] entries is scanned without data-dependent
+    /// branches: the loop's trip count comes from the bucket index, and the fingerprints
+    /// only feed a count and a flag. So the CPU need not wait for the fingerprints to
+    /// arrive (or recover from a mispredicted branch on them) before it starts on the next
+    /// lookup; the one branch left, found or not, is predictable in a stream of mostly
+    /// unknown (or mostly known) keys.
     #[inline]
     pub(crate) fn find_in(&self, fp: u128, start: usize, end: usize) -> Option<RecordId> {
         if end <= start {
             return None;
         }
         if end - start <= LINEAR_SCAN_MAX {
-            for i in start..end {
-                let f = self.fingerprint_at(i);
-                if f == fp {
-                    return Some(self.id_at(i));
-                }
-                if f > fp {
-                    return None;
-                }
+            let bucket = self
+                .fingerprints
+                .get(start * FINGERPRINT_SIZE..end * FINGERPRINT_SIZE)?;
+            let mut below = 0usize;
+            let mut found = false;
+            for entry in bucket.chunks_exact(FINGERPRINT_SIZE) {
+                let f = u128::from_be_bytes(entry.try_into().unwrap_or([0; 16]));
+                below += usize::from(f < fp);
+                found |= f == fp;
             }
-            None
+            // Sorted entries: the match, if any, comes right after those below it.
+            found.then(|| self.id_at(start + below))
         } else {
             let (mut lo, mut hi) = (start, end);
             while lo < hi {
@@ -225,10 +281,15 @@ impl<'a> FingerprintTable<'a> {
     /// Looks up a fingerprint.
     #[inline]
     pub fn find(&self, fp: u128) -> Option<RecordId> {
-        if self.count == 0 {
-            return None;
-        }
         let (start, end) = self.bucket_range(fp);
+        if self.id_width > 0 {
+            // The record id's line is needed right after the fingerprints': ask for both.
+            prefetch(
+                self.ids
+                    .get(start * self.id_width..)
+                    .map_or(self.ids.as_ptr(), <[u8]>::as_ptr),
+            );
+        }
         self.find_in(fp, start, end)
     }
 

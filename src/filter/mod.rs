@@ -40,7 +40,7 @@ fn block_of(hash: KeyHash, blocks: u64) -> usize {
     ((hash.0 as u128 * blocks as u128) >> 64) as usize
 }
 
-#[inline]
+#[inline(always)]
 fn masks(hash: KeyHash) -> [u64; 8] {
     // The block index uses the high bits (multiply-shift); the bit positions come from a
     // second mix so that they are independent of the block choice.
@@ -78,6 +78,20 @@ impl<'a> BlockedBloom<'a> {
         })
     }
 
+    /// The blocks' bytes, for rebuilding the view with [`BlockedBloom::from_parts`].
+    pub(crate) fn body(&self) -> &'a [u8] {
+        self.blocks
+    }
+
+    /// Rebuilds a view from the body and block count of one taken by [`BlockedBloom::parse`],
+    /// without validation. Reads stay bounds-checked: a body shorter than `count` blocks
+    /// (which `parse` rules out) makes [`BlockedBloom::may_contain`] answer `true`, never
+    /// panic.
+    #[inline]
+    pub(crate) fn from_parts(blocks: &'a [u8], count: u64) -> Self {
+        BlockedBloom { blocks, count }
+    }
+
     /// Number of 64-byte blocks.
     pub fn blocks(&self) -> u64 {
         self.count
@@ -92,11 +106,13 @@ impl<'a> BlockedBloom<'a> {
     #[inline]
     pub fn block_ptr(&self, hash: KeyHash) -> *const u8 {
         let at = block_of(hash, self.count) * BLOCK_BYTES;
-        self.blocks[at..].as_ptr()
+        self.blocks
+            .get(at..)
+            .map_or(self.blocks.as_ptr(), <[u8]>::as_ptr)
     }
 
     /// Whether the key may be present (`false` means certainly absent).
-    #[inline]
+    #[inline(always)]
     pub fn may_contain(&self, hash: KeyHash) -> bool {
         let at = block_of(hash, self.count) * BLOCK_BYTES;
         let Some(block) = self.blocks.get(at..at + BLOCK_BYTES) else {
@@ -104,8 +120,8 @@ impl<'a> BlockedBloom<'a> {
         };
         let m = masks(hash);
         let mut missing = 0u64;
-        for (i, want) in m.iter().enumerate() {
-            let word = u64::from_le_bytes(block[i * 8..i * 8 + 8].try_into().unwrap_or([0xff; 8]));
+        for (want, word) in m.iter().zip(block.chunks_exact(8)) {
+            let word = u64::from_le_bytes(word.try_into().unwrap_or([0xff; 8]));
             missing |= want & !word;
         }
         missing == 0

@@ -36,6 +36,22 @@ impl<'a> StringTable<'a> {
         self.count
     }
 
+    /// The offsets and bytes slices, for rebuilding the view with [`StringTable::from_parts`].
+    pub fn parts(&self) -> (&'a [u8], &'a [u8]) {
+        (self.offsets, self.bytes)
+    }
+
+    /// Rebuilds a view from the parts of one taken by [`StringTable::parse`]: no validation,
+    /// and every later read stays bounds-checked.
+    #[inline]
+    pub fn from_parts(offsets: &'a [u8], bytes: &'a [u8], count: u32) -> Self {
+        StringTable {
+            offsets,
+            bytes,
+            count,
+        }
+    }
+
     /// String `id`, or `None` for `u32::MAX`, out of range ids or (unverified files) bad bytes.
     pub fn get(&self, id: u32) -> Option<&'a str> {
         if id >= self.count {
@@ -106,6 +122,19 @@ impl<'a> RecordTable<'a> {
         self.count
     }
 
+    /// The records' bytes, for rebuilding the view with [`RecordTable::from_parts`].
+    pub fn body(&self) -> &'a [u8] {
+        self.records
+    }
+
+    /// Rebuilds a view from the body of one taken by [`RecordTable::parse`]: no validation,
+    /// and every later read stays bounds-checked.
+    #[inline]
+    pub fn from_parts(records: &'a [u8], count: u32) -> Self {
+        RecordTable { records, count }
+    }
+
+    #[inline]
     pub fn raw(&self, id: u32) -> Option<&'a [u8]> {
         let at = id as usize * RECORD_SIZE;
         self.records.get(at..at + RECORD_SIZE)

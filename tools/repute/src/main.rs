@@ -3,6 +3,7 @@
 //! The binary owns the terminal: the library never prints. Exit codes follow clamscan:
 //! 0 nothing malicious found, 1 something malicious found, 2 an error.
 
+mod bench;
 mod build;
 mod export;
 mod inspect;
@@ -42,6 +43,7 @@ Examples:
 enum Command {
     Build(build::BuildArgs),
     Export(export::ExportArgs),
+    Bench(bench::BenchArgs),
     Lookup(lookup::LookupArgs),
     Scan(scan::ScanArgs),
     Inspect(inspect::InspectArgs),
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(args),
         Command::Export(args) => export::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Lookup(args) => lookup::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Inspect(args) => inspect::run(args),
