@@ -125,6 +125,17 @@ pub struct BuildReport {
     pub sources: BTreeMap<String, SourceReport>,
 }
 
+/// What a build is doing, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildPhase {
+    /// Merging sorted digest keys, resolving conflicts, writing the tables.
+    Digests,
+    /// Sorting and writing URL and domain entries.
+    Web,
+    /// Checksumming the written file.
+    Checksums,
+}
+
 /// How one source's keys fared in conflict resolution.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct SourceReport {
@@ -370,7 +381,7 @@ impl SnapshotBuilder {
     pub fn build(&mut self) -> Result<(Vec<u8>, BuildReport)> {
         let dir = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
         let file = tempfile::tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
-        let (mut file, report) = self.write_to(file)?;
+        let (mut file, report) = self.write_to(file, &mut |_, _, _| {})?;
         let mut bytes = Vec::with_capacity(report.bytes as usize);
         file.rewind().map_err(|e| Error::io(&dir, e))?;
         file.read_to_end(&mut bytes)
@@ -386,6 +397,20 @@ impl SnapshotBuilder {
     /// On I/O failure (nothing is left at `path`, and an existing file there is untouched)
     /// or when the input exceeds the format's limits.
     pub fn write(&mut self, path: impl AsRef<Path>) -> Result<BuildReport> {
+        self.write_with_progress(path, &mut |_, _, _| {})
+    }
+
+    /// [`SnapshotBuilder::write`], calling `progress(phase, done, total)` now and then while
+    /// keys are merged and written (`total` may be an upper bound).
+    ///
+    /// # Errors
+    ///
+    /// As [`SnapshotBuilder::write`].
+    pub fn write_with_progress(
+        &mut self,
+        path: impl AsRef<Path>,
+        progress: &mut dyn FnMut(BuildPhase, u64, u64),
+    ) -> Result<BuildReport> {
         let path = path.as_ref();
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -400,7 +425,14 @@ impl SnapshotBuilder {
             .as_file()
             .try_clone()
             .map_err(|e| Error::io(tmp.path(), e))?;
-        let (_, report) = self.write_to(file)?;
+        // Temporary files are created private; a published snapshot is read by every agent.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| Error::io(tmp.path(), e))?;
+        }
+        let (_, report) = self.write_to(file, progress)?;
         tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
         if let Ok(d) = std::fs::File::open(&dir) {
             let _ = d.sync_all();
@@ -408,7 +440,11 @@ impl SnapshotBuilder {
         Ok(report)
     }
 
-    fn write_to(&mut self, file: std::fs::File) -> Result<(std::fs::File, BuildReport)> {
+    fn write_to(
+        &mut self,
+        file: std::fs::File,
+        progress: &mut dyn FnMut(BuildPhase, u64, u64),
+    ) -> Result<(std::fs::File, BuildReport)> {
         if let Some(e) = self.deferred.take() {
             return Err(e);
         }
@@ -452,9 +488,12 @@ impl SnapshotBuilder {
         let mut tally = Tally::default();
 
         // Digest tables, streamed from the merged runs.
+        let digest_total = self.digests.len();
         let mut merged = self.digests.sorted().map_err(io)?;
         let mut hashes = Vec::with_capacity(4096);
         let mut pending = merged.next_entry().map_err(io)?;
+        let mut digest_done = 0u64;
+        progress(BuildPhase::Digests, 0, digest_total);
         for kind in &digest_kinds {
             let section = match kind {
                 DigestKind::Md5 => SectionKind::Md5,
@@ -473,11 +512,16 @@ impl SnapshotBuilder {
                 group.clear();
                 group.push(first.id);
                 pending = merged.next_entry().map_err(io)?;
+                digest_done += 1;
+                if digest_done.is_multiple_of(1 << 16) {
+                    progress(BuildPhase::Digests, digest_done, digest_total);
+                }
                 while let Some(e) =
                     pending.filter(|e| e.kind == first.kind && e.hi == first.hi && e.lo == first.lo)
                 {
                     group.push(e.id);
                     pending = merged.next_entry().map_err(io)?;
+                    digest_done += 1;
                 }
                 let winner = tally.resolve(&group, records, &priority);
                 let fp = first.fingerprint();
@@ -508,6 +552,8 @@ impl SnapshotBuilder {
             self.urls.sort_unstable();
             let mut fst = fst::MapBuilder::memory();
             let mut group: Vec<u32> = Vec::new();
+            progress(BuildPhase::Digests, digest_total, digest_total);
+            progress(BuildPhase::Web, 0, self.urls.len() as u64);
             let mut i = 0;
             while i < self.urls.len() {
                 let key = &self.urls[i].0;
@@ -583,6 +629,7 @@ impl SnapshotBuilder {
         };
         let json = serde_json::to_vec(&metadata).map_err(|e| Error::Build(e.to_string()))?;
         out.section(SectionKind::Metadata, &json).map_err(io)?;
+        progress(BuildPhase::Checksums, 0, 0);
         let (file, len) = out.finish().map_err(io)?;
         report.bytes = len;
         Ok((file, report))

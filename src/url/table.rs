@@ -112,6 +112,20 @@ impl<'a> UrlTable<'a> {
     /// When the FST is inconsistent: a panic inside `fst`, more entries than it declares,
     /// or a traversal that exceeds its budget.
     pub fn entries(&self) -> Result<Vec<(Vec<u8>, RecordId)>> {
+        let mut out = Vec::with_capacity(self.len().min(1 << 24));
+        self.for_each(|key, id| {
+            out.push((key.to_vec(), id));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `visit` with every (key, record id), in key order, without allocating per key.
+    ///
+    /// # Errors
+    ///
+    /// As [`UrlTable::entries`], or the first error `visit` returns.
+    pub fn for_each(&self, mut visit: impl FnMut(&[u8], RecordId) -> Result<()>) -> Result<()> {
         let malformed = |e: &str| Error::malformed("url fst", e);
         let Some(map) = self.map() else {
             return Err(malformed("unreadable FST"));
@@ -126,24 +140,25 @@ impl<'a> UrlTable<'a> {
             budget,
         };
         let result = guard(|| {
-            let mut out = Vec::with_capacity(declared.min(1 << 24));
+            let mut seen = 0usize;
             let mut stream = map.search(&automaton).into_stream();
             while let Some((k, v)) = stream.next() {
-                if out.len() >= declared {
+                if seen >= declared {
                     return Err(malformed("more entries than the FST declares"));
                 }
+                seen += 1;
                 let id = u32::try_from(v).map_err(|_| malformed("record id out of range"))?;
-                out.push((k.to_vec(), RecordId(id)));
+                visit(k, RecordId(id))?;
             }
-            Ok(out)
+            Ok(seen)
         });
-        let out = result.unwrap_or_else(|| Err(malformed("unreadable FST")))?;
+        let seen = result.unwrap_or_else(|| Err(malformed("unreadable FST")))?;
         if automaton.steps.get() >= budget {
             return Err(malformed("traversal exceeded its budget (cyclic FST?)"));
         }
-        if out.len() != declared {
+        if seen != declared {
             return Err(malformed("fewer entries than the FST declares"));
         }
-        Ok(out)
+        Ok(())
     }
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use repute::filter::prefetch;
-use repute::url::{canonicalize, EntryKind, Expressions};
+use repute::url::{CanonicalUrl, Canonicalizer, EntryKind, Expressions};
 use repute::{
     Digest, DigestKind, FeedInfo, RecordId, RecordSpec, Snapshot, SnapshotBuilder, Verdict,
 };
@@ -501,12 +501,14 @@ fn measure_snapshot<D: AsRef<[u8]> + Sync>(
         .map(|&n| {
             measure(n, secs, reps, |t| {
                 let mut expressions = Expressions::new();
+                let mut canonicalizer = Canonicalizer::new();
+                let mut url = CanonicalUrl::default();
                 move |r| {
                     let chunk = chunk_of(&w.urls, t, n, r, 256);
                     let mut hits = 0usize;
                     for u in chunk {
-                        if let Ok(c) = canonicalize(u) {
-                            if let Ok(Some(_)) = snap.lookup_url(&c, &mut expressions) {
+                        if canonicalizer.canonicalize_into(u, &mut url).is_ok() {
+                            if let Ok(Some(_)) = snap.lookup_url(&url, &mut expressions) {
                                 hits += 1;
                             }
                         }

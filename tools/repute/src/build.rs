@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use repute::build::BuildPhase;
 use repute::feeds::{read_feed, Column, CsvColumns, FeedFormat, FeedOptions};
 use repute::{BuildReport, FeedReport, SnapshotBuilder, Verdict};
 use serde::{Deserialize, Serialize};
@@ -371,18 +372,40 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
         }
         reports.push(report);
     }
-    let spinner = if show_progress {
-        let s = ProgressBar::new_spinner();
-        s.set_message("sorting, resolving conflicts, writing");
-        s.enable_steady_tick(std::time::Duration::from_millis(120));
-        s
+    let bar = if show_progress {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>12} [{bar:30}] {human_pos}/{human_len} keys {per_sec} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix("sorting");
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
     } else {
         ProgressBar::hidden()
     };
+    let mut phase = None;
     let build = builder
-        .write(&args.output)
+        .write_with_progress(&args.output, &mut |p, done, total| {
+            if phase != Some(p) {
+                phase = Some(p);
+                bar.reset();
+                let (prefix, msg) = match p {
+                    BuildPhase::Digests => ("writing", "digest tables"),
+                    BuildPhase::Web => ("writing", "URL and domain entries"),
+                    BuildPhase::Checksums => ("checksums", "whole file"),
+                };
+                bar.set_prefix(prefix);
+                bar.set_message(msg);
+            }
+            bar.set_length(total);
+            bar.set_position(done);
+        })
         .with_context(|| format!("cannot write snapshot {}", args.output.display()))?;
-    spinner.finish_and_clear();
+    bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     match args.report {
         ReportFormat::Json => {
