@@ -361,7 +361,7 @@ impl<'a> FingerprintTable<'a> {
     }
 }
 
-/// Writes a fingerprint table section from sorted, deduplicated entries.
+/// Sizing rules for fingerprint tables, shared by the writer and its tests.
 #[derive(Debug)]
 pub struct TableBuilder;
 
@@ -375,58 +375,47 @@ impl TableBuilder {
         }
     }
 
-    /// The section bytes for `entries` (fingerprint, record id), which must be sorted by
-    /// fingerprint with no duplicates.
-    pub fn section(entries: &[(u128, u32)], records: u32) -> Vec<u8> {
-        let n = entries.len();
-        let bits = Self::bucket_bits(n);
-        let first = entries.first().map_or(0, |e| e.1);
-        let uniform = entries.iter().all(|e| e.1 == first);
-        let width = if uniform {
-            0
-        } else {
-            match records.saturating_sub(1) {
-                0..=0xff => 1,
-                0x100..=0xffff => 2,
-                0x1_0000..=0xff_ffff => 3,
-                _ => 4,
-            }
-        };
-        let buckets = 1usize << bits;
-        let fp_at = align_up(HEADER + (buckets + 1) * 4);
-        let mut out = Vec::with_capacity(fp_at + n * (FINGERPRINT_SIZE + width));
-        out.extend_from_slice(&(n as u64).to_le_bytes());
-        out.push(bits as u8);
-        out.push(width as u8);
-        out.resize(16, 0);
-        out.extend_from_slice(&(if uniform { first } else { 0 }).to_le_bytes());
-        out.resize(HEADER, 0);
-        let mut i = 0usize;
-        for b in 0..buckets {
-            out.extend_from_slice(&(i as u32).to_le_bytes());
-            while i < n && bucket_of(entries[i].0, bits) == b {
-                i += 1;
-            }
+    /// Bytes per record id for a snapshot of `records` records (when entries differ).
+    pub fn id_width(records: u32) -> usize {
+        match records.saturating_sub(1) {
+            0..=0xff => 1,
+            0x100..=0xffff => 2,
+            0x1_0000..=0xff_ffff => 3,
+            _ => 4,
         }
-        out.extend_from_slice(&(n as u32).to_le_bytes());
-        out.resize(fp_at, 0);
-        for (fp, _) in entries {
-            out.extend_from_slice(&fp.to_be_bytes());
-        }
-        if width > 0 {
-            for (_, id) in entries {
-                out.extend_from_slice(&id.to_le_bytes()[..width]);
-            }
-        }
-        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::{SectionKind, SnapshotFile};
     use proptest::prelude::*;
     use std::collections::HashMap;
+    use std::io::Read;
+
+    /// The section bytes the production writer produces for sorted, deduplicated entries.
+    fn section(entries: &[(u128, u32)], records: u32) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = SnapshotFile::new(tempfile::tempfile().unwrap(), 1).unwrap();
+        let mut table = TableWriter::begin(
+            &mut out,
+            SectionKind::Sha256,
+            entries.len() as u64,
+            dir.path(),
+        )
+        .unwrap();
+        for (fp, id) in entries {
+            table.push(&mut out, *fp, *id).unwrap();
+        }
+        table.finish(&mut out, records).unwrap();
+        let (mut file, _) = out.finish().unwrap();
+        let mut bytes = Vec::new();
+        std::io::Seek::rewind(&mut file).unwrap();
+        file.read_to_end(&mut bytes).unwrap();
+        let layout = crate::format::Layout::parse(&bytes).unwrap();
+        bytes[layout.section(SectionKind::Sha256).unwrap().range()].to_vec()
+    }
 
     proptest! {
         #[test]
@@ -436,7 +425,7 @@ mod tests {
         ) {
             let mut entries: Vec<(u128, u32)> = keys.iter().map(|(k, v)| (*k, *v)).collect();
             entries.sort_unstable();
-            let section = TableBuilder::section(&entries, 300);
+            let section = section(&entries, 300);
             let table = FingerprintTable::parse("test", &section).unwrap();
             table.verify(300).unwrap();
             let oracle: HashMap<u128, u32> = keys;
@@ -453,7 +442,7 @@ mod tests {
     fn clustered_keys_fall_back_to_binary_search() {
         // Many fingerprints sharing their top bits land in one bucket.
         let entries: Vec<(u128, u32)> = (0..5000u128).map(|i| (i, 1)).collect();
-        let section = TableBuilder::section(&entries, 2);
+        let section = section(&entries, 2);
         let table = FingerprintTable::parse("test", &section).unwrap();
         table.verify(2).unwrap();
         assert_eq!(table.id_width(), 0);
@@ -545,12 +534,7 @@ impl TableWriter {
         let width = if self.uniform {
             0
         } else {
-            match records.saturating_sub(1) {
-                0..=0xff => 1,
-                0x100..=0xffff => 2,
-                0x1_0000..=0xff_ffff => 3,
-                _ => 4,
-            }
+            TableBuilder::id_width(records)
         };
         if width > 0 {
             let mut ids = self.ids.into_inner().map_err(|e| e.into_error())?;
