@@ -26,7 +26,7 @@ use crate::{open_snapshot, Outcome};
 /// that cannot be read, vanish, or change while being read are reported and the scan goes on.
 ///
 /// Text output lists the files whose verdict is not unknown (every file with --all) as
-/// PATH<TAB>VERDICT<TAB>DETAILS; a summary goes to standard error.
+/// tab-separated PATH, VERDICT and DETAILS; a summary goes to standard error.
 ///
 /// Exit codes: 0 nothing malicious found, 1 something malicious found, 2 some file or
 /// directory could not be scanned (an error wins over a malicious find, as in clamscan).
