@@ -50,4 +50,4 @@ pub use error::{Error, Result};
 pub use format::Metadata;
 pub use query::{Query, QueryKind};
 pub use record::{Record, RecordId, RecordSpec, Verdict};
-pub use snapshot::{Hit, HugePageMemory, Snapshot};
+pub use snapshot::{Hit, HugePageMemory, Snapshot, UrlScratch, UrlVerdict};

@@ -10,7 +10,8 @@ use crate::digest::{FingerprintTable, TableParams};
 use crate::filter::{prefetch, BlockedBloom, KeyHash};
 use crate::format::{Layout, RecordTable, SectionKind, SectionRef, StringTable};
 use crate::url::{
-    expression_hash, key_expression, CanonicalUrl, Expressions, UrlTable, MAX_EXPRESSIONS,
+    expression_hash, key_expression, CanonicalUrl, Canonicalizer, Expressions, UrlTable,
+    MAX_EXPRESSIONS,
 };
 use crate::{Digest, DigestKind, Error, Metadata, Query, Record, RecordId, Result};
 
@@ -55,6 +56,33 @@ pub struct Hit<'a> {
     pub record: Record<'a>,
     /// The digest (lower-case hex) or URL expression (`host/path`) that matched.
     pub matched: String,
+}
+
+/// The answer for one URL of a batch ([`Snapshot::lookup_urls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UrlVerdict {
+    /// No expression of the URL is listed.
+    #[default]
+    Unlisted,
+    /// The most specific listed expression's record.
+    Listed(RecordId),
+    /// The input is not a usable URL or host.
+    Invalid,
+}
+
+/// Buffers reused across batch URL lookups.
+#[derive(Debug, Default)]
+pub struct UrlScratch {
+    canonicalizer: Canonicalizer,
+    url: CanonicalUrl,
+    expressions: Expressions,
+}
+
+impl UrlScratch {
+    /// Empty buffers.
+    pub fn new() -> Self {
+        UrlScratch::default()
+    }
 }
 
 /// A byte range of the file, `start..end`, taken at open.
@@ -619,10 +647,28 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         url: &CanonicalUrl,
         scratch: &mut Expressions,
     ) -> Result<Option<Hit<'_>>> {
+        let Some((id, index)) = self.find_url(url, scratch)? else {
+            return Ok(None);
+        };
+        let key = scratch.keys().nth(index).unwrap_or_default();
+        Ok(self.record(id).map(|record| Hit {
+            record,
+            matched: key_expression(key),
+        }))
+    }
+
+    /// The record id of the most specific expression of `url` that is listed, and the
+    /// expression's index in `scratch`. Never allocates once `scratch` has grown.
+    fn find_url(
+        &self,
+        url: &CanonicalUrl,
+        scratch: &mut Expressions,
+    ) -> Result<Option<(RecordId, usize)>> {
         let Some(table) = self.url_table()? else {
             return Ok(None);
         };
         let filter = self.filter();
+        let records = self.record_count();
         scratch.fill(url);
         // Hash every expression and prefetch its filter block first, so that the up to 30
         // probes overlap their memory accesses.
@@ -631,20 +677,48 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             *hash = expression_hash(key);
             prefetch(filter.block_ptr(*hash));
         }
-        for (hash, key) in hashes.iter().zip(scratch.keys()) {
+        for (index, (hash, key)) in hashes.iter().zip(scratch.keys()).enumerate() {
             if !filter.may_contain(*hash) {
                 continue;
             }
-            if let Some(id) = table.get(key) {
-                if let Some(record) = self.record(id) {
-                    return Ok(Some(Hit {
-                        record,
-                        matched: key_expression(key),
-                    }));
-                }
+            if let Some(id) = table.get(key).filter(|id| id.0 < records) {
+                return Ok(Some((id, index)));
             }
         }
         Ok(None)
+    }
+
+    /// Checks many URLs (or hosts), writing `out[i]` for `urls[i]`: canonicalization and
+    /// every expression included, reusing the caller's buffers, so the loop allocates
+    /// nothing once they have grown. [`Snapshot::record`] gives the record of a listed URL.
+    ///
+    /// # Errors
+    ///
+    /// When the URL section is damaged.
+    ///
+    /// # Panics
+    ///
+    /// When `out` is shorter than `urls`.
+    pub fn lookup_urls<S: AsRef<str>>(
+        &self,
+        urls: &[S],
+        scratch: &mut UrlScratch,
+        out: &mut [UrlVerdict],
+    ) -> Result<()> {
+        assert!(out.len() >= urls.len(), "output slice shorter than input");
+        for (url, slot) in urls.iter().zip(out.iter_mut()) {
+            *slot = match scratch
+                .canonicalizer
+                .canonicalize_into(url.as_ref(), &mut scratch.url)
+            {
+                Err(_) => UrlVerdict::Invalid,
+                Ok(()) => match self.find_url(&scratch.url, &mut scratch.expressions)? {
+                    Some((id, _)) => UrlVerdict::Listed(id),
+                    None => UrlVerdict::Unlisted,
+                },
+            };
+        }
+        Ok(())
     }
 
     /// Looks up any query: a digest, a URL or a domain.

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use repute::url::{EntryKind, Expressions};
-use repute::{Digest, FeedInfo, Query, RecordId, RecordSpec, Snapshot, SnapshotBuilder, Verdict};
+use repute::{
+    Digest, FeedInfo, Query, RecordId, RecordSpec, Snapshot, SnapshotBuilder, UrlScratch,
+    UrlVerdict, Verdict,
+};
 
 fn verdict() -> impl Strategy<Value = Verdict> {
     prop::sample::select(Verdict::RECORDED.to_vec())
@@ -264,6 +267,39 @@ fn most_specific_url_match_wins() {
     assert_eq!(verdict("https://files.example.com/y.exe"), Verdict::Trusted);
     assert_eq!(verdict("http://example.com.evil.net/"), Verdict::Unknown);
     assert_eq!(verdict("http://notexample.com/"), Verdict::Unknown);
+
+    // The batch API agrees with single lookups, and marks what cannot be canonicalized.
+    let urls = [
+        "http://www.example.com/index.html",
+        "http://www.example.com/evil/payload",
+        "http://example.com.evil.net/",
+        "http://",
+        "files.example.com/x.exe",
+    ];
+    let mut out = vec![UrlVerdict::Unlisted; urls.len()];
+    let mut scratch = UrlScratch::new();
+    for _ in 0..2 {
+        snap.lookup_urls(&urls, &mut scratch, &mut out).unwrap();
+        let verdicts: Vec<Verdict> = out
+            .iter()
+            .map(|v| match v {
+                UrlVerdict::Listed(id) => snap.record(*id).unwrap().verdict(),
+                _ => Verdict::Unknown,
+            })
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Trusted,
+                Verdict::Malicious,
+                Verdict::Unknown,
+                Verdict::Unknown,
+                Verdict::Malicious
+            ]
+        );
+        assert_eq!(out[2], UrlVerdict::Unlisted);
+        assert_eq!(out[3], UrlVerdict::Invalid);
+    }
 }
 
 #[test]
