@@ -15,24 +15,16 @@ const SEED: u64 = 0x5eed_0001;
 /// Queries per iteration.
 const QUERIES: usize = 4096;
 
-/// splitmix64.
-struct Rng(u64);
+/// Inputs come from the project's seeded generator.
+struct Rng(repute_gen::Generator);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn digest(&mut self) -> Digest {
-        let mut b = [0u8; 32];
-        for chunk in b.chunks_exact_mut(8) {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-        Digest::from_bytes(&b).expect("32 bytes is a SHA-256 digest")
+        Digest::from_bytes(&self.0.sha256()).expect("32 bytes is a SHA-256 digest")
     }
 
     fn label(&mut self) -> String {
@@ -59,7 +51,7 @@ struct Inputs {
 
 fn inputs() -> Inputs {
     let n = key_count();
-    let mut rng = Rng(SEED);
+    let mut rng = Rng(repute_gen::Generator::new(SEED));
     let mut builder = SnapshotBuilder::new();
     let feed = builder.add_feed(FeedInfo::new("bench", "hashes", Verdict::Malicious));
     let specs: Vec<RecordSpec> = (0..256)
