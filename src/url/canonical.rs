@@ -556,6 +556,18 @@ fn escape_into(bytes: &[u8], out: &mut String) {
 mod tests {
     use super::*;
 
+    /// Canonicalizes every input and reports all mismatches at once.
+    fn assert_table(table: &[(&str, &str)]) {
+        let failures: Vec<String> = table
+            .iter()
+            .filter_map(|&(input, want)| {
+                let got = canon(input);
+                (got != want).then(|| format!("{input:?}: got {got:?}, want {want:?}"))
+            })
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
     fn canon(input: &str) -> String {
         match canonicalize(input) {
             Ok(url) => url.to_string(),
@@ -621,14 +633,7 @@ mod tests {
                 "http://host.com/twoslashes?more//slashes",
             ),
         ];
-        let failures: Vec<String> = table
-            .iter()
-            .filter_map(|&(input, want)| {
-                let got = canon(input);
-                (got != want).then(|| format!("{input:?}: got {got:?}, want {want:?}"))
-            })
-            .collect();
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        assert_table(table);
     }
 
     #[test]
@@ -698,14 +703,7 @@ mod tests {
             ("http://\u{fe68}0/", "http://%EF%B9%A80/"),
             ("http://a\u{ff0f}b.com/", "http://a%EF%BC%8Fb.com/"),
         ];
-        let failures: Vec<String> = table
-            .iter()
-            .filter_map(|&(input, want)| {
-                let got = canon(input);
-                (got != want).then(|| format!("{input:?}: got {got:?}, want {want:?}"))
-            })
-            .collect();
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        assert_table(table);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
@@ -13,6 +13,22 @@ const EICAR_SHA256: &str = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c453
 const EMPTY_SHA1: &str = "da39a3ee5e6b4b0d3255bfef95601890afd80709";
 const SPARSE_LEN: u64 = 200 * 1024 * 1024;
 const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// Waits for `child`, killing it and failing the test if it runs longer than 60 s.
+fn wait_with_watchdog(child: &mut Child, args: &[&str]) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > WATCHDOG {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("repute {args:?} still running after {WATCHDOG:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// Runs `repute` in `dir`, killing it and failing the test if it runs longer than 60 s.
 fn run(dir: &Path, args: &[&str]) -> Output {
@@ -37,18 +53,7 @@ fn run(dir: &Path, args: &[&str]) -> Output {
         let _ = err.read_to_end(&mut v);
         v
     });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > WATCHDOG {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("repute {args:?} still running after {WATCHDOG:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_with_watchdog(&mut child, args);
     Output {
         status,
         stdout: out.join().unwrap(),
@@ -384,18 +389,7 @@ fn a_closed_stdout_is_not_an_error() {
         let _ = stderr_pipe.read_to_string(&mut s);
         s
     });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > WATCHDOG {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("repute still running after {WATCHDOG:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_with_watchdog(&mut child, &["scan", "bad.snap", "many", "--all"]);
     let err = err.join().unwrap();
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(!err.contains("repute:"), "{err}");
