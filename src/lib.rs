@@ -34,6 +34,7 @@
 
 pub mod build;
 pub mod digest;
+pub mod engine;
 mod error;
 pub mod feeds;
 pub mod filter;
@@ -46,6 +47,7 @@ pub mod url;
 
 pub use build::{BuildReport, FeedInfo, FeedReport, SnapshotBuilder, SourceReport};
 pub use digest::{Digest, DigestKind};
+pub use engine::{CloudState, Policy};
 pub use error::{Error, Result};
 pub use format::Metadata;
 pub use query::{Query, QueryKind};

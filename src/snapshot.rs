@@ -365,6 +365,19 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         })
     }
 
+    /// The snapshot's identity: the lowercase hex SHA-256 of the whole file, computed on
+    /// each call (O(n): callers that need it often keep it). Manifests, deltas and update
+    /// state directories name snapshots by it.
+    pub fn identity(&self) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.data.as_ref());
+        let mut hex = String::with_capacity(64);
+        for b in digest.iter() {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        hex
+    }
+
     /// The underlying bytes.
     pub fn as_bytes(&self) -> &[u8] {
         self.data.as_ref()

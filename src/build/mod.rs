@@ -192,6 +192,7 @@ pub struct SnapshotBuilder {
     created: i64,
     expires: Option<i64>,
     sequence: u64,
+    policy: Option<crate::Policy>,
     bits_per_key: u32,
     temp_dir: Option<PathBuf>,
 }
@@ -228,6 +229,7 @@ impl SnapshotBuilder {
             created: 0,
             expires: None,
             sequence: 0,
+            policy: None,
             bits_per_key: DEFAULT_BITS_PER_KEY,
             temp_dir: None,
         }
@@ -257,6 +259,12 @@ impl SnapshotBuilder {
     /// Sets the publisher's sequence number.
     pub fn sequence(&mut self, sequence: u64) -> &mut Self {
         self.sequence = sequence;
+        self
+    }
+
+    /// Sets the publisher's cloud policy recorded in the metadata.
+    pub fn policy(&mut self, policy: Option<crate::Policy>) -> &mut Self {
+        self.policy = policy;
         self
     }
 
@@ -626,6 +634,7 @@ impl SnapshotBuilder {
             verdicts: report.verdicts.clone(),
             records: report.records,
             filter_bits_per_key: self.bits_per_key as f64,
+            policy: self.policy.clone(),
         };
         let json = serde_json::to_vec(&metadata).map_err(|e| Error::Build(e.to_string()))?;
         out.section(SectionKind::Metadata, &json).map_err(io)?;

@@ -8,6 +8,7 @@ mod build;
 mod export;
 mod inspect;
 mod lookup;
+mod policy;
 mod scan;
 mod verify;
 
@@ -106,6 +107,13 @@ fn open_snapshot(path: &Path) -> anyhow::Result<repute::Snapshot<memmap2::Mmap>>
     // duration of one command.
     let snapshot = unsafe { repute::Snapshot::map(path) };
     snapshot.with_context(|| format!("cannot open snapshot {}", path.display()))
+}
+
+/// The current time, Unix seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Formats Unix seconds as an ISO-8601 UTC timestamp.
