@@ -378,6 +378,17 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         hex
     }
 
+    /// Whether the file is a delta ([`crate::delta`]) rather than a whole snapshot.
+    pub fn is_delta(&self) -> bool {
+        self.layout.flags & crate::format::FLAG_DELTA != 0
+    }
+
+    /// The bytes of one section, when the file has it.
+    pub(crate) fn section_bytes(&self, kind: SectionKind) -> Option<&[u8]> {
+        let s = self.layout.section(kind)?;
+        self.data.as_ref().get(s.range())
+    }
+
     /// The underlying bytes.
     pub fn as_bytes(&self) -> &[u8] {
         self.data.as_ref()
@@ -458,6 +469,9 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             let _ = self.urls_checked.set(true);
         }
         self.metadata()?;
+        if self.is_delta() {
+            crate::delta::verify_delta_sections(self)?;
+        }
         Ok(())
     }
 

@@ -5,9 +5,11 @@
 
 mod bench;
 mod build;
+mod diff;
 mod export;
 mod inspect;
 mod lookup;
+mod merge;
 mod policy;
 mod scan;
 mod verify;
@@ -49,6 +51,8 @@ enum Command {
     Scan(scan::ScanArgs),
     Inspect(inspect::InspectArgs),
     Verify(verify::VerifyArgs),
+    Diff(diff::DiffArgs),
+    Merge(merge::MergeArgs),
 }
 
 /// What a command found, mapped to the exit code.
@@ -79,6 +83,8 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Merge(args) => merge::run(args),
     };
     match result {
         Ok(outcome) => outcome.code(),

@@ -119,3 +119,64 @@ fn build_policy_from_toml_and_json_shows_in_inspect() {
     assert!(stderr(&typo).contains("clod"), "{}", stderr(&typo));
     assert!(!p.join("b.snap").exists());
 }
+
+#[test]
+fn diff_and_merge_rebuild_the_new_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("v1.txt"),
+        "44d88612fea8a8f36de82e1278abb02f\n00112233445566778899aabbccddeeff\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("v2.txt"),
+        "44d88612fea8a8f36de82e1278abb02f\nffeeddccbbaa99887766554433221100\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("d1.txt"), "bad.example\n").unwrap();
+    std::fs::write(p.join("d2.txt"), "worse.example\n").unwrap();
+    for v in ["1", "2"] {
+        // The same feed names each time (a record names its source feed).
+        std::fs::copy(p.join(format!("v{v}.txt")), p.join("hashes.txt")).unwrap();
+        std::fs::copy(p.join(format!("d{v}.txt")), p.join("domains.txt")).unwrap();
+        ok(&run(
+            p,
+            &[
+                "build",
+                "-o",
+                &format!("v{v}.snap"),
+                "--created",
+                "5",
+                "--sequence",
+                v,
+                "--feed",
+                "hashes:malicious:hashes.txt",
+                "--feed",
+                "domains:malicious:domains.txt",
+            ],
+        ));
+    }
+    let d = run(p, &["diff", "v1.snap", "v2.snap", "-o", "2.delta"]);
+    ok(&d);
+    assert!(
+        stderr(&d).contains("2 added, 0 changed, 2 removed"),
+        "{}",
+        stderr(&d)
+    );
+    ok(&run(p, &["verify", "2.delta"]));
+    ok(&run(p, &["merge", "v1.snap", "2.delta", "-o", "m.snap"]));
+    assert_eq!(
+        std::fs::read(p.join("m.snap")).unwrap(),
+        std::fs::read(p.join("v2.snap")).unwrap()
+    );
+    // A delta for another base is refused, with both identities named.
+    let bad = run(p, &["merge", "v2.snap", "2.delta", "-o", "x.snap"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("delta applies to base"),
+        "{}",
+        stderr(&bad)
+    );
+    assert!(!p.join("x.snap").exists());
+}
