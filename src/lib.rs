@@ -48,7 +48,7 @@ pub mod url;
 
 pub use build::{BuildReport, FeedInfo, FeedReport, SnapshotBuilder, SourceReport};
 pub use digest::{Digest, DigestKind};
-pub use engine::{CloudState, Policy};
+pub use engine::{CloudState, Engine, EngineOptions, EngineStatus, Found, Policy, View};
 pub use error::{Error, Result};
 pub use format::Metadata;
 pub use query::{Query, QueryKind};

@@ -394,6 +394,11 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         self.data.as_ref()
     }
 
+    /// Gives back the storage.
+    pub fn into_storage(self) -> D {
+        self.data
+    }
+
     /// The storage the snapshot reads from.
     pub fn storage(&self) -> &D {
         &self.data
@@ -523,6 +528,12 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     #[inline]
     pub fn filter_may_contain(&self, digest: &Digest) -> bool {
         self.filter().may_contain(digest.key_hash())
+    }
+
+    /// Whether the filter lets a key hash through (digest or URL expression).
+    #[inline]
+    pub(crate) fn filter_may_contain_hash(&self, hash: KeyHash) -> bool {
+        self.filter().may_contain(hash)
     }
 
     /// Looks up one digest. Never allocates.

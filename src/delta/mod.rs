@@ -129,7 +129,6 @@ pub(crate) fn removed_table<D: AsRef<[u8]>>(
 }
 
 /// The URL tombstone FST of a delta. Only call on a verified snapshot.
-#[allow(dead_code)]
 pub(crate) fn removed_urls<D: AsRef<[u8]>>(snapshot: &Snapshot<D>) -> Option<UrlTable<'_>> {
     snapshot
         .section_bytes(SectionKind::UrlsRemoved)
@@ -137,7 +136,6 @@ pub(crate) fn removed_urls<D: AsRef<[u8]>>(snapshot: &Snapshot<D>) -> Option<Url
 }
 
 /// The URL FST of a verified snapshot.
-#[allow(dead_code)]
 pub(crate) fn url_table<D: AsRef<[u8]>>(snapshot: &Snapshot<D>) -> Option<UrlTable<'_>> {
     snapshot.section_bytes(SectionKind::Urls).map(UrlTable::new)
 }
