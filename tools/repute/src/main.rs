@@ -3,12 +3,14 @@
 //! The binary owns the terminal: the library never prints. Exit codes follow clamscan:
 //! 0 nothing malicious found, 1 something malicious found, 2 an error.
 
+mod apikey;
 mod bench;
 mod build;
 mod export;
 mod inspect;
 mod lookup;
 mod scan;
+mod serve;
 mod verify;
 
 use std::io::Write;
@@ -48,6 +50,8 @@ enum Command {
     Scan(scan::ScanArgs),
     Inspect(inspect::InspectArgs),
     Verify(verify::VerifyArgs),
+    Serve(serve::ServeArgs),
+    Apikey(apikey::ApikeyArgs),
 }
 
 /// What a command found, mapped to the exit code.
@@ -78,6 +82,8 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Apikey(args) => apikey::run(args),
     };
     match result {
         Ok(outcome) => outcome.code(),
