@@ -3,6 +3,7 @@
 //! The binary owns the terminal: the library never prints. Exit codes follow clamscan:
 //! 0 nothing malicious found, 1 something malicious found, 2 an error.
 
+mod apikey;
 mod bench;
 mod build;
 mod diff;
@@ -12,6 +13,7 @@ mod lookup;
 mod merge;
 mod policy;
 mod scan;
+mod serve;
 mod verify;
 
 use std::io::Write;
@@ -53,6 +55,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     Diff(diff::DiffArgs),
     Merge(merge::MergeArgs),
+    Serve(serve::ServeArgs),
+    Apikey(apikey::ApikeyArgs),
 }
 
 /// What a command found, mapped to the exit code.
@@ -85,6 +89,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Apikey(args) => apikey::run(args),
     };
     match result {
         Ok(outcome) => outcome.code(),
