@@ -9,6 +9,7 @@ mod export;
 mod inspect;
 mod lookup;
 mod scan;
+mod verified;
 mod verify;
 
 use std::io::Write;
