@@ -451,7 +451,12 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     }
 
     /// Reads every byte: section checksums, the whole-file digest, and every structural
-    /// invariant. A snapshot that passes gives correct answers for every lookup.
+    /// invariant: string offsets, records' string references, each fingerprint table's order
+    /// and bucket index, that every digest and URL key passes the filter (so the filter hides
+    /// no key), and the URL FST's whole structure (every node in bounds, no cycle, every
+    /// record id in range). A snapshot that passes answers every lookup from what the file
+    /// holds, without panicking; whether what it holds is what its publisher built is for a
+    /// signature to say.
     ///
     /// # Errors
     ///
@@ -465,13 +470,34 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         for t in &v.tables {
             t.verify(v.records.len())?;
         }
+        let filter = self.filter();
+        for (i, t) in v.tables.iter().enumerate() {
+            let kind = DigestKind::ALL[i % 3];
+            if let Some(at) = t
+                .iter()
+                .position(|(fp, _)| !filter.may_contain(crate::digest::fingerprint_hash(kind, fp)))
+            {
+                return Err(Error::malformed(
+                    "filter",
+                    format!("{} entry {at} is not in the filter", kind.as_str()),
+                ));
+            }
+        }
         if let Some(s) = &self.sections.urls {
             let fst_bytes = &bytes[s.range()];
-            UrlTable::check(fst_bytes)?;
-            // A record id out of range (only a forged file can hold one) makes a lookup answer
-            // "no record" rather than anything wrong, so the entries need not be walked here:
-            // that walk costs far more than the checksums on a large URL section.
+            UrlTable::check(fst_bytes, v.records.len())?;
             let _ = self.urls_checked.set(true);
+            let mut at = 0usize;
+            UrlTable::new(fst_bytes).for_each(|key, _| {
+                if !filter.may_contain(expression_hash(key)) {
+                    return Err(Error::malformed(
+                        "filter",
+                        format!("url entry {at} is not in the filter"),
+                    ));
+                }
+                at += 1;
+                Ok(())
+            })?;
         }
         self.metadata()?;
         if self.is_delta() {
@@ -655,9 +681,9 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             return Ok(None);
         };
         let bytes = &self.data.as_ref()[s.range()];
-        let ok = *self
-            .urls_checked
-            .get_or_init(|| xxh3_64(bytes) == s.checksum && UrlTable::check(bytes).is_ok());
+        let ok = *self.urls_checked.get_or_init(|| {
+            xxh3_64(bytes) == s.checksum && UrlTable::check(bytes, self.record_count()).is_ok()
+        });
         if !ok {
             let found = xxh3_64(bytes);
             if found != s.checksum {
@@ -667,7 +693,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                     found,
                 });
             }
-            return Err(UrlTable::check(bytes)
+            return Err(UrlTable::check(bytes, self.record_count())
                 .err()
                 .unwrap_or_else(|| Error::malformed("url fst", "failed its check")));
         }

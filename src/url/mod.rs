@@ -44,6 +44,7 @@
 
 mod canonical;
 mod expressions;
+mod structure;
 mod table;
 
 pub use canonical::{

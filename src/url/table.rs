@@ -1,10 +1,12 @@
 //! The URL/domain FST: expression keys (reversed host order) to record ids.
 //!
 //! The `fst` crate trusts its input: a damaged FST can panic inside it, and a cyclic forged
-//! one could make a full traversal run forever. So the snapshot hands these bytes to `fst`
-//! only after their section checksum and the FST's own CRC have passed, every call into
-//! `fst` is wrapped in `catch_unwind`, and traversals are bounded by an automaton that stops
-//! at the longest possible key and at a step budget.
+//! one could make a full traversal run forever or match every key. So the snapshot hands
+//! these bytes to `fst` only after their section checksum, the FST's own CRC and a walk of
+//! its whole structure ([`super::structure`]: bounds, acyclicity, outputs in range) have
+//! passed. On bytes that pass, `fst` has no panic path; every call into it is still wrapped
+//! in `catch_unwind` as a last line of defence, and traversals are bounded by an automaton
+//! that stops at the longest possible key and at a step budget.
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -71,14 +73,17 @@ impl<'a> UrlTable<'a> {
         UrlTable { bytes }
     }
 
-    /// Checks the FST's own header and CRC.
-    pub(crate) fn check(bytes: &[u8]) -> Result<()> {
+    /// Checks the FST's own header and CRC, then walks its structure: every node in bounds,
+    /// no cycle, every record id below `records`, no key longer than any stored key can be.
+    /// O(size of the FST) in time and memory.
+    pub(crate) fn check(bytes: &[u8], records: u32) -> Result<()> {
         let malformed = |e: String| Error::malformed("url fst", e);
         guard(|| {
             let map = fst::Map::new(bytes).map_err(|e| malformed(e.to_string()))?;
             map.as_fst().verify().map_err(|e| malformed(e.to_string()))
         })
-        .unwrap_or_else(|| Err(malformed("unreadable FST".into())))
+        .unwrap_or_else(|| Err(malformed("unreadable FST".into())))?;
+        super::structure::check_structure(bytes, records, MAX_KEY_LEN).map(|_| ())
     }
 
     fn map(&self) -> Option<fst::Map<&'a [u8]>> {

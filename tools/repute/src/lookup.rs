@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use repute::url::Expressions;
 use repute::{Hit, Query, Snapshot, Verdict};
@@ -36,9 +36,15 @@ pub struct LookupArgs {
     /// Output format: aligned text, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     format: OutputFormat,
-    /// Fully verify the snapshot (every checksum) before answering.
-    #[arg(long)]
+    /// Verify the snapshot fully before answering, even when it passed before. By default a
+    /// snapshot file is verified on its first lookup and remembered (by device, inode, size,
+    /// times and digest) in the user's cache directory, so later lookups open it in O(1).
+    #[arg(long, conflicts_with = "no_verify")]
     verify: bool,
+    /// Answer without verifying the snapshot (for callers that verify it themselves once
+    /// it is published): a damaged file may then give wrong answers.
+    #[arg(long)]
+    no_verify: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -173,8 +179,21 @@ impl<W: Write> Answerer<'_, W> {
 
 pub fn run(args: LookupArgs) -> Result<Outcome> {
     let snapshot = open_snapshot(&args.snapshot)?;
-    if args.verify {
-        snapshot.verify()?;
+    if !args.no_verify {
+        let identity = std::fs::metadata(&args.snapshot)
+            .map(|m| crate::verified::identity(&m, snapshot.as_bytes()))
+            .ok();
+        let cached = identity
+            .as_deref()
+            .is_some_and(crate::verified::is_verified);
+        if args.verify || !cached {
+            snapshot.verify().with_context(|| {
+                format!("snapshot {} failed verification", args.snapshot.display())
+            })?;
+            if let Some(identity) = &identity {
+                crate::verified::remember(identity);
+            }
+        }
     }
     let stdout = std::io::stdout();
     let mut answerer = Answerer {
@@ -187,19 +206,18 @@ pub fn run(args: LookupArgs) -> Result<Outcome> {
     if args.queries.is_empty() {
         let stdin = std::io::stdin();
         let interactive = stdin.is_terminal();
-        for (i, line) in stdin.lock().split(b'\n').enumerate() {
-            let line = line?;
+        let mut reader = stdin.lock();
+        let mut line = Vec::new();
+        let mut number = 0usize;
+        while let Some(complete) = read_line_bounded(&mut reader, &mut line, MAX_QUERY_LINE)? {
+            number += 1;
+            if !complete {
+                answerer.error(&format!("<line {number}>"), None, "query longer than 1 MiB")?;
+                continue;
+            }
             let text = String::from_utf8_lossy(&line);
             let text = text.trim();
             if text.is_empty() {
-                continue;
-            }
-            if line.len() > 1 << 20 {
-                answerer.error(
-                    &format!("<line {}>", i + 1),
-                    None,
-                    "query longer than 1 MiB",
-                )?;
                 continue;
             }
             answerer.answer(text)?;
@@ -214,4 +232,71 @@ pub fn run(args: LookupArgs) -> Result<Outcome> {
     }
     answerer.out.flush()?;
     Ok(answerer.outcome)
+}
+
+/// The longest query line read from standard input.
+const MAX_QUERY_LINE: usize = 1 << 20;
+
+/// Reads one `\n`-terminated line into `line` (without the newline), keeping at most `limit`
+/// bytes: the rest of a longer line is read and dropped, never held. `None` at the end of
+/// input, `Some(false)` for a line over the limit.
+fn read_line_bounded(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<Option<bool>> {
+    line.clear();
+    let mut over = false;
+    let mut any = false;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(any.then_some(!over));
+        }
+        any = true;
+        let (part, done) = match memchr_newline(buf) {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        if !over {
+            if line.len() + part.len() > limit {
+                over = true;
+                line.clear();
+            } else {
+                line.extend_from_slice(part);
+            }
+        }
+        let used = done.unwrap_or(buf.len());
+        reader.consume(used);
+        if done.is_some() {
+            return Ok(Some(!over));
+        }
+    }
+}
+
+fn memchr_newline(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|b| *b == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_lines() {
+        let input = b"ab\n\ntoo long line\nlast".to_vec();
+        let mut r = std::io::BufReader::with_capacity(3, &input[..]);
+        let mut line = Vec::new();
+        let mut got = Vec::new();
+        while let Some(ok) = read_line_bounded(&mut r, &mut line, 8).unwrap() {
+            got.push((ok, String::from_utf8(line.clone()).unwrap()));
+        }
+        let want = [(true, "ab"), (true, ""), (false, ""), (true, "last")];
+        let want: Vec<(bool, String)> = want.iter().map(|(o, s)| (*o, s.to_string())).collect();
+        assert_eq!(got, want);
+    }
 }

@@ -14,6 +14,7 @@ mod merge;
 mod policy;
 mod scan;
 mod serve;
+mod verified;
 mod verify;
 
 use std::io::Write;
