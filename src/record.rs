@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::format::{RecordTable, StringTable};
+use crate::format::{RecordTable, StringTable, RECORD_FLAG_OVERRIDE};
 
 /// What a snapshot says about a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -169,6 +169,12 @@ impl<'a> Record<'a> {
     /// The verdict (never `Unknown` in a verified snapshot).
     pub fn verdict(&self) -> Verdict {
         Verdict::from_byte(self.raw[0]).unwrap_or(Verdict::Unknown)
+    }
+
+    /// Whether the record comes from an override (allowlist) feed, which wins over every
+    /// non-override entry it covers (record flag bit 0).
+    pub fn is_override(&self) -> bool {
+        self.raw[2] & RECORD_FLAG_OVERRIDE as u8 != 0
     }
 
     /// Confidence 0..=100, when the feed gave one.

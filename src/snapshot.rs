@@ -11,7 +11,6 @@ use crate::filter::{prefetch, BlockedBloom, KeyHash};
 use crate::format::{Layout, RecordTable, SectionKind, SectionRef, StringTable};
 use crate::url::{
     expression_hash, key_expression, CanonicalUrl, Canonicalizer, Expressions, UrlTable,
-    MAX_EXPRESSIONS,
 };
 use crate::{Digest, DigestKind, Error, Metadata, Query, Record, RecordId, Result};
 
@@ -722,7 +721,10 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     }
 
     /// The record id of the most specific expression of `url` that is listed, and the
-    /// expression's index in `scratch`. Never allocates once `scratch` has grown.
+    /// expression's index in `scratch`; but when that entry is not from an override feed
+    /// and a less specific override entry covers it (its host is the same or a parent, its
+    /// path the same or a prefix), the most specific such override entry. Never allocates
+    /// once `scratch` has grown.
     fn find_url(
         &self,
         url: &CanonicalUrl,
@@ -734,22 +736,41 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         let filter = self.filter();
         let records = self.record_count();
         scratch.fill(url);
-        // Hash every expression and prefetch its filter block first, so that the up to 30
-        // probes overlap their memory accesses.
-        let mut hashes = [crate::filter::KeyHash(0); MAX_EXPRESSIONS];
-        for (hash, key) in hashes.iter_mut().zip(scratch.keys()) {
-            *hash = expression_hash(key);
-            prefetch(filter.block_ptr(*hash));
+        // Hash every expression and prefetch its filter block first, so that the probes
+        // overlap their memory accesses.
+        let mut hashes = std::mem::take(&mut scratch.hashes);
+        hashes.clear();
+        for key in scratch.keys() {
+            let hash = expression_hash(key);
+            prefetch(filter.block_ptr(hash));
+            hashes.push(hash);
         }
+        let hosts = scratch.host_count();
+        let mut best: Option<(RecordId, usize)> = None;
         for (index, (hash, key)) in hashes.iter().zip(scratch.keys()).enumerate() {
+            if let Some((_, first)) = best {
+                // Only an override entry that covers the first match can still win: a path
+                // no more specific and a host no longer.
+                if index / hosts < first / hosts || index % hosts < first % hosts {
+                    continue;
+                }
+            }
             if !filter.may_contain(*hash) {
                 continue;
             }
-            if let Some(id) = table.get(key).filter(|id| id.0 < records) {
-                return Ok(Some((id, index)));
+            let Some(id) = table.get(key).filter(|id| id.0 < records) else {
+                continue;
+            };
+            let is_override = self.record(id).is_some_and(|r| r.is_override());
+            if is_override {
+                best = Some((id, index));
+                break;
             }
+            // The first match; the rest of the loop looks for an override covering it.
+            best.get_or_insert((id, index));
         }
-        Ok(None)
+        scratch.hashes = hashes;
+        Ok(best)
     }
 
     /// Checks many URLs (or hosts), writing `out[i]` for `urls[i]`: canonicalization and

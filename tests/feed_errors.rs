@@ -72,7 +72,11 @@ fn empty_missing_and_directory_feeds() {
 fn bad_web_entries_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("urls.txt");
-    std::fs::write(&path, "http://ok.example/a\nhttp:///nohost\nhttp://[::1/\n").unwrap();
+    std::fs::write(
+        &path,
+        "http://ok.example/a\nhttp://:80/nohost\nhttp://[::1/\n",
+    )
+    .unwrap();
     let report = read(&path, FeedFormat::Urls, false).unwrap();
     assert_eq!(report.keys, 1);
     assert_eq!(report.malformed, 2);

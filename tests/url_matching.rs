@@ -268,6 +268,153 @@ fn hostile_inputs_give_an_answer_or_an_error() {
     assert_eq!(run(&"\u{fffd}".repeat(30 * 1024)), None);
 }
 
+#[test]
+fn deep_domain_entries_cover_subdomains_at_any_depth() {
+    // Six and more labels: beyond the five host components of Safe Browsing's rule.
+    let s = snapshot(&[
+        (
+            "name.z13.web.core.windows.net",
+            EntryKind::Domain,
+            Verdict::Malicious,
+        ),
+        (
+            "a.b.c.d.e.f.g.example",
+            EntryKind::Domain,
+            Verdict::Malicious,
+        ),
+        (
+            "http://p.q.r.s.t.example/kit/",
+            EntryKind::Prefix,
+            Verdict::Suspicious,
+        ),
+    ]);
+    for (url, want) in [
+        (
+            "https://www.name.z13.web.core.windows.net/",
+            "name.z13.web.core.windows.net/",
+        ),
+        (
+            "https://x.y.name.z13.web.core.windows.net/a/b",
+            "name.z13.web.core.windows.net/",
+        ),
+        (
+            "http://1.2.3.4.5.6.7.a.b.c.d.e.f.g.example/",
+            "a.b.c.d.e.f.g.example/",
+        ),
+        (
+            "http://www.p.q.r.s.t.example/kit/x.js",
+            "p.q.r.s.t.example/kit/",
+        ),
+    ] {
+        assert_eq!(matched(&s, url), Some(want.into()), "{url}");
+    }
+    assert_eq!(matched(&s, "https://z13.web.core.windows.net/"), None);
+    assert_eq!(matched(&s, "https://other.z13.web.core.windows.net/"), None);
+    assert_eq!(matched(&s, "http://www.p.q.r.s.t.example/other/"), None);
+}
+
+#[test]
+fn userinfo_never_hides_the_host() {
+    let s = snapshot(&[("listed.example", EntryKind::Domain, Verdict::Malicious)]);
+    // The authority's userinfo runs to its last `@`; escapes are never delimiters.
+    for url in [
+        "http://evil.test%2F@listed.example/",
+        "http://evil.test%3F@listed.example/",
+        "http://evil.test%5C@listed.example/",
+        "http://evil.test%252F@listed.example/",
+        "http://evil.test%23@listed.example/",
+        "http://a:b%2F@listed.example/",
+        "http://a:b@c@listed.example/",
+        "http://a%40b:c%3Ad@listed.example:8080/x",
+        "https:/listed.example/",
+        "http:\\\\www.listed.example\\foo",
+        "http:a:b@www.listed.example",
+        "https:///listed.example/",
+    ] {
+        assert_eq!(matched(&s, url), Some("listed.example/".into()), "{url}");
+    }
+    // What looks like a host inside the userinfo is not the host.
+    let s = snapshot(&[("evil.test", EntryKind::Domain, Verdict::Malicious)]);
+    assert_eq!(matched(&s, "http://evil.test%2F@listed.example/"), None);
+    assert_eq!(matched(&s, "http://evil.test@listed.example/"), None);
+}
+
+#[test]
+fn bare_hex_prefix_ipv4_parts_are_zero() {
+    let s = snapshot(&[("1.0.0.1", EntryKind::Domain, Verdict::Malicious)]);
+    for url in [
+        "http://1.0x.0x.1/",
+        "http://1.0X.0.1/",
+        "http://0x1.0x.0x1/",
+    ] {
+        assert_eq!(matched(&s, url), Some("1.0.0.1/".into()), "{url}");
+    }
+    assert_eq!(canonicalize("https://0x.0x.0").unwrap().host, "0.0.0.0");
+}
+
+/// A snapshot of a blocklist feed and an override (allowlist) feed.
+fn with_allowlist(block: &[(&str, EntryKind)], allow: &[(&str, EntryKind)]) -> Snapshot {
+    let mut builder = SnapshotBuilder::new();
+    let blocklist = builder.add_feed(FeedInfo::new("block", "urls", Verdict::Malicious));
+    let mut info = FeedInfo::new("allow", "urls", Verdict::Trusted);
+    info.r#override = true;
+    let allowlist = builder.add_feed(info);
+    for (entry, kind) in block {
+        builder
+            .add_url_entry(blocklist, entry, *kind, RecordSpec::default())
+            .unwrap();
+    }
+    for (entry, kind) in allow {
+        builder
+            .add_url_entry(allowlist, entry, *kind, RecordSpec::default())
+            .unwrap();
+    }
+    Snapshot::open(builder.to_bytes().unwrap()).unwrap()
+}
+
+#[test]
+fn an_override_entry_wins_over_every_entry_it_covers() {
+    let s = with_allowlist(
+        &[
+            ("login.safe.example", EntryKind::Domain),
+            ("http://safe.example/dl/", EntryKind::Prefix),
+            ("http://cdn.safe.example/dl/a.exe", EntryKind::Url),
+            ("http://mixed.example/evil/", EntryKind::Prefix),
+            ("other.example", EntryKind::Domain),
+        ],
+        &[
+            ("safe.example", EntryKind::Domain),
+            ("www.mixed.example", EntryKind::Domain),
+            ("http://other.example/ok/", EntryKind::Prefix),
+        ],
+    );
+    for (url, want) in [
+        // Deeper hosts, longer paths and exact URLs under an allowlisted domain.
+        ("http://login.safe.example/", "safe.example/"),
+        ("http://a.b.login.safe.example/x", "safe.example/"),
+        ("http://safe.example/dl/tool.exe", "safe.example/"),
+        ("http://cdn.safe.example/dl/a.exe", "safe.example/"),
+        // An allowlisted prefix covers the entries under it.
+        ("http://other.example/ok/x", "other.example/ok/"),
+    ] {
+        assert_eq!(
+            check(&s, url),
+            Some((Verdict::Trusted, want.into())),
+            "{url}"
+        );
+    }
+    // Entries the override does not cover keep their verdict: `mixed.example/evil/`
+    // covers more than `www.mixed.example`.
+    assert_eq!(
+        check(&s, "http://www.mixed.example/evil/x"),
+        Some((Verdict::Malicious, "mixed.example/evil/".into()))
+    );
+    assert_eq!(
+        check(&s, "http://other.example/bad/"),
+        Some((Verdict::Malicious, "other.example/".into()))
+    );
+}
+
 // Property tests.
 
 fn label() -> impl Strategy<Value = String> {

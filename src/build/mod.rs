@@ -759,7 +759,11 @@ pub(crate) fn record_sections(
         let r = &records[*id as usize];
         rs.u8(r.verdict);
         rs.u8(r.confidence.unwrap_or(255));
-        rs.u16(0);
+        rs.u16(if r.r#override {
+            crate::format::RECORD_FLAG_OVERRIDE
+        } else {
+            0
+        });
         rs.u32(string_id(r.category.as_deref()));
         rs.u32(string_id(r.name.as_deref()));
         rs.u32(string_id(Some(&r.source)));

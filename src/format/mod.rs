@@ -55,7 +55,8 @@
 //! | 50 | `removed sha256` | deltas only: the same for SHA-256 |
 //!
 //! Record (32 bytes): `verdict: u8` (1 malicious, 2 suspicious, 3 trusted, 4 known),
-//! `confidence: u8` (0..=100, 255 none), `flags: u16` (zero), `category: u32`, `name: u32`,
+//! `confidence: u8` (0..=100, 255 none), `flags: u16` (bit 0: the record comes from an
+//! override feed, see [`crate::url`]; other bits zero, readers ignore them), `category: u32`, `name: u32`,
 //! `source: u32` (string ids, `u32::MAX` none), `first_seen: i64`, `last_seen: i64` (Unix
 //! seconds, `i64::MIN` none). Records are sorted by content, so ids are deterministic.
 //!
@@ -132,6 +133,8 @@ pub const ALIGN: usize = 64;
 pub const SECTION_REQUIRED: u32 = 1;
 /// Size of one record.
 pub const RECORD_SIZE: usize = 32;
+/// Record flag: the record comes from an override (allowlist) feed.
+pub const RECORD_FLAG_OVERRIDE: u16 = 1;
 /// Size of a fingerprint.
 pub const FINGERPRINT_SIZE: usize = 16;
 

@@ -5,14 +5,19 @@
 //!
 //! 1. tab, CR and LF are removed; the fragment (from the first `#`) is dropped; leading and
 //!    trailing control characters and spaces are trimmed;
-//! 2. the whole URL is percent-unescaped repeatedly until no escape is left (done in one
-//!    linear pass, see [`Canonicalizer`]);
-//! 3. the scheme is lower-cased (`http` when the input has none); userinfo and port are
-//!    dropped;
+//! 2. the URL is split as the WHATWG URL parser splits it, before anything is unescaped, so
+//!    a percent-escape is never a delimiter: the scheme is lower-cased (`http` when the
+//!    input has none); after a special scheme (`http`, `https`, `ws`, `wss`, `ftp`) any run
+//!    of `/` and `\` (none included) leads to the authority, which ends at the first `/`,
+//!    `\` or `?`; its userinfo runs to the last `@` and is dropped, and so is the port;
+//! 3. the host, and then the path with its query, are percent-unescaped repeatedly until no
+//!    escape is left (done in one linear pass, see [`Canonicalizer`]); the path and query
+//!    are split at the first `?` after unescaping, as Safe Browsing does;
 //! 4. the host: IDNs become punycode, ASCII is lower-cased, leading and trailing dots are
 //!    removed and runs of dots collapsed; IPv4 addresses in any legal encoding (decimal,
 //!    octal, hex, fewer than four parts) become dotted decimal; bracketed IPv6 addresses are
-//!    kept in their canonical text form;
+//!    kept in their canonical text form; bytes that would split the host when read again
+//!    (`/`, `\`, `?`, `@`, `:`, as well as those of step 6) stay escaped;
 //! 5. the path: `\` counts as `/`; `.` and `..` segments are resolved (never above the
 //!    root) and runs of `/` collapsed; the query is kept as it is;
 //! 6. bytes `<= 0x20`, `>= 0x7f`, `#` and `%` are escaped as `%XX` with upper-case hex, so
@@ -112,7 +117,9 @@ impl fmt::Display for CanonicalUrl {
 /// ```
 #[derive(Debug, Default, Clone)]
 pub struct Canonicalizer {
-    /// The input fully unescaped.
+    /// The input without fragment, tab, CR and LF, still escaped.
+    clean: Vec<u8>,
+    /// A component fully unescaped.
     raw: Vec<u8>,
     /// The host while it is being cleaned.
     host: Vec<u8>,
@@ -153,8 +160,8 @@ impl Canonicalizer {
                 "URL longer than {MAX_URL_LEN} bytes"
             )));
         }
-        unescape_cleaned(input.as_bytes(), &mut self.raw);
-        let raw = &self.raw[..];
+        clean_into(input.as_bytes(), &mut self.clean);
+        let raw = &self.clean[..];
 
         // Scheme.
         let (scheme, rest) = split_scheme(raw);
@@ -163,10 +170,14 @@ impl Canonicalizer {
             Some(scheme) => {
                 push_lowercase(&mut out.scheme, scheme);
                 let after = &raw[scheme.len() + 1..];
-                if after.len() < 2 || !is_slash(after[0]) || !is_slash(after[1]) {
+                let slashes = after.iter().take_while(|&&b| is_slash(b)).count();
+                if is_special_scheme(&out.scheme) {
+                    scheme.len() + 1 + slashes
+                } else if slashes >= 2 {
+                    scheme.len() + 3
+                } else {
                     return Err(UrlError::new("expected `//` after the scheme"));
                 }
-                scheme.len() + 3
             }
             None => {
                 out.scheme.push_str("http");
@@ -174,12 +185,14 @@ impl Canonicalizer {
             }
         };
 
-        // Authority, then path and query.
+        // Authority (split before unescaping), then path and query.
         let tail = &raw[authority_start..];
         let authority_len = memchr::memchr3(b'/', b'\\', b'?', tail).unwrap_or(tail.len());
         let (authority, path_and_query) = tail.split_at(authority_len);
-        canonical_authority(authority, &mut self.host, &mut out.host)?;
+        canonical_authority(authority, &mut self.raw, &mut self.host, &mut out.host)?;
 
+        unescape_into(path_and_query, &mut self.raw);
+        let path_and_query = &self.raw[..];
         let (path, query) = match memchr::memchr(b'?', path_and_query) {
             Some(i) => (&path_and_query[..i], Some(&path_and_query[i + 1..])),
             None => (path_and_query, None),
@@ -210,7 +223,8 @@ impl Canonicalizer {
 ///
 /// # Errors
 ///
-/// When the input is longer than [`MAX_URL_LEN`], has a scheme not followed by `//`, has no
+/// When the input is longer than [`MAX_URL_LEN`], has a scheme other than `http`, `https`,
+/// `ws`, `wss` and `ftp` that is not followed by `//`, has no
 /// host (or one longer than [`MAX_HOST_LEN`]), a port that is not a number, or a bracketed
 /// host that is not an IPv6 address.
 pub fn canonicalize(input: &str) -> Result<CanonicalUrl, UrlError> {
@@ -260,15 +274,9 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// Steps 1 and 2: drops tab/CR/LF and the fragment, trims control characters and spaces at
-/// both ends, and unescapes repeatedly, writing the result into `out`.
-///
-/// Repeated unescaping has a unique result (escapes never overlap, and each decoding
-/// shortens the text, so the rewriting is confluent and terminating). It is computed in one
-/// pass: whenever the output ends with `%XX`, those three bytes become one and the new end
-/// is checked again. Every byte is written once and every decoding removes two, so the
-/// work is linear even for `%252525...`, which a pass-until-stable loop takes quadratically.
-fn unescape_cleaned(input: &[u8], out: &mut Vec<u8>) {
+/// Step 1: drops the fragment, trims control characters and spaces at both ends and
+/// removes tab, CR and LF, writing the result into `out`. Nothing is unescaped.
+fn clean_into(input: &[u8], out: &mut Vec<u8>) {
     out.clear();
     let end = memchr::memchr(b'#', input).unwrap_or(input.len());
     let body = &input[..end];
@@ -282,40 +290,42 @@ fn unescape_cleaned(input: &[u8], out: &mut Vec<u8>) {
         .rposition(|b| !is_trimmed(b))
         .map_or(start, |i| i + 1);
     let mut rest = &body[start..stop];
-    // Without tab, CR or LF (the common case) only `%` needs a closer look.
-    let has_breaks = memchr::memchr3(b'\t', b'\r', b'\n', rest).is_some();
-    let next_special = |bytes: &[u8]| {
-        if has_breaks {
-            bytes
-                .iter()
-                .position(|b| matches!(b, b'%' | b'\t' | b'\r' | b'\n'))
-        } else {
-            memchr::memchr(b'%', bytes)
-        }
-    };
-    let special = |b: &u8| matches!(b, b'%' | b'\t' | b'\r' | b'\n');
+    while let Some(i) = memchr::memchr3(b'\t', b'\r', b'\n', rest) {
+        out.extend_from_slice(&rest[..i]);
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// Step 3: unescapes `input` (already cleaned) repeatedly, writing the result into `out`.
+///
+/// Repeated unescaping has a unique result (escapes never overlap, and each decoding
+/// shortens the text, so the rewriting is confluent and terminating). It is computed in one
+/// pass: whenever the output ends with `%XX`, those three bytes become one and the new end
+/// is checked again. Every byte is written once and every decoding removes two, so the
+/// work is linear even for `%252525...`, which a pass-until-stable loop takes quadratically.
+fn unescape_into(input: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let mut rest = input;
     while let Some((&first, tail)) = rest.split_first() {
         // Byte by byte while an escape may be pending at the end of `out` (a `%` in its
-        // last two bytes) or the next byte is special; otherwise no escape can form until
-        // the next special byte, and the run up to it is copied at once.
+        // last two bytes) or the next byte is `%`; otherwise no escape can form until the
+        // next `%`, and the run up to it is copied at once.
         let pending = out.len() >= 2 && out[out.len() - 2] == b'%' || out.last() == Some(&b'%');
-        if pending || special(&first) {
+        if pending || first == b'%' {
             push_unescaping(out, first);
             rest = tail;
         } else {
-            let run = next_special(rest).unwrap_or(rest.len());
+            let run = memchr::memchr(b'%', rest).unwrap_or(rest.len());
             out.extend_from_slice(&rest[..run]);
             rest = &rest[run..];
         }
     }
 }
 
-/// Appends one byte (dropping tab, CR and LF), then decodes any `%XX` it completes.
+/// Appends one byte, then decodes any `%XX` it completes.
 #[inline]
 fn push_unescaping(out: &mut Vec<u8>, b: u8) {
-    if matches!(b, b'\t' | b'\r' | b'\n') {
-        return;
-    }
     out.push(b);
     while let [.., b'%', hi, lo] = out[..] {
         let (Some(hi), Some(lo)) = (hex_value(hi), hex_value(lo)) else {
@@ -350,9 +360,18 @@ fn split_scheme(raw: &[u8]) -> (Option<&[u8]>, usize) {
     }
 }
 
-/// Canonicalizes an authority (`userinfo@host:port`) into `out`, using `work` as scratch.
+/// Whether a scheme is one the URL Standard calls special and that has a host of the usual
+/// kind (`file` is special too, but its host is another matter).
+fn is_special_scheme(scheme: &str) -> bool {
+    matches!(scheme, "http" | "https" | "ws" | "wss" | "ftp")
+}
+
+/// Canonicalizes an authority (`userinfo@host:port`, still escaped) into `out`, using
+/// `unescaped` and `work` as scratch. The userinfo runs to the last `@` and is dropped
+/// before anything is unescaped: an escaped `/`, `?`, `\` or `@` in it never ends it.
 fn canonical_authority(
     authority: &[u8],
+    unescaped: &mut Vec<u8>,
     work: &mut Vec<u8>,
     out: &mut String,
 ) -> Result<(), UrlError> {
@@ -376,7 +395,8 @@ fn canonical_authority(
     } else if !port.is_empty() {
         return Err(UrlError::new("unexpected characters after an IPv6 literal"));
     }
-    canonical_host_bytes(host, work, out)
+    unescape_into(host, unescaped);
+    canonical_host_bytes(unescaped, work, out)
 }
 
 /// Canonicalizes the bytes of a bare host (already unescaped) into `out`.
@@ -438,7 +458,7 @@ fn canonical_host_bytes(host: &[u8], work: &mut Vec<u8>, out: &mut String) -> Re
         let _ = write!(out, "{a}.{b}.{c}.{d}");
         return Ok(());
     }
-    escape_into(work, out);
+    escape_into_with(work, out, &HOST_ESCAPED);
     Ok(())
 }
 
@@ -471,6 +491,8 @@ pub(crate) fn parse_ipv4(host: &[u8]) -> Option<u32> {
 
 fn parse_ipv4_number(part: &[u8]) -> Option<u64> {
     let (radix, digits) = match part {
+        // A bare `0x` is zero, as in the URL Standard's IPv4 parser.
+        [b'0', b'x' | b'X'] => return Some(0),
         [b'0', b'x' | b'X', rest @ ..] => (16, rest),
         [b'0', rest @ ..] if !rest.is_empty() => (8, rest),
         _ => (10, part),
@@ -535,12 +557,30 @@ const ESCAPED: [bool; 256] = {
     table
 };
 
+/// Which bytes a canonical host keeps escaped: those of [`ESCAPED`], and the delimiters
+/// that would split the host when the canonical URL is read again.
+const HOST_ESCAPED: [bool; 256] = {
+    let mut table = ESCAPED;
+    let delimiters = b"/\\?@:";
+    let mut i = 0;
+    while i < delimiters.len() {
+        table[delimiters[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 /// Appends `bytes` to `out`, escaping bytes `<= 0x20`, `>= 0x7f`, `#` and `%` as `%XX`.
 fn escape_into(bytes: &[u8], out: &mut String) {
+    escape_into_with(bytes, out, &ESCAPED);
+}
+
+/// Appends `bytes` to `out`, escaping the bytes `table` marks as `%XX`.
+fn escape_into_with(bytes: &[u8], out: &mut String, table: &[bool; 256]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut plain = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        if ESCAPED[usize::from(b)] {
+        if table[usize::from(b)] {
             // Everything in `bytes[plain..i]` is printable ASCII.
             out.push_str(std::str::from_utf8(&bytes[plain..i]).unwrap_or_default());
             out.push('%');
@@ -657,9 +697,28 @@ mod tests {
             // `\` separates like `/`: the host is `evil.com`, not `good.com`.
             ("http://evil.com\\@good.com/", "http://evil.com/@good.com/"),
             ("http://user%40evil.com@good.com/", "http://good.com/"),
-            // Escaped delimiters are delimiters after unescaping.
-            ("http%3A%2F%2Fwackyurl.com:80/", "http://wackyurl.com/"),
+            // Escaped delimiters never split the URL; in the path they are unescaped.
+            (
+                "http%3A%2F%2Fwackyurl.com:80/",
+                "http://http%3A%2F%2Fwackyurl.com/",
+            ),
+            ("http://evil.test%2F@good.com/", "http://good.com/"),
+            ("http://evil.test%252F@good.com/", "http://good.com/"),
+            ("http://a:b%3F%5C@good.com/", "http://good.com/"),
+            (
+                "http://good.com%2F.evil.test/",
+                "http://good.com%2F.evil.test/",
+            ),
             ("http://a.com/%2e%2E/x", "http://a.com/x"),
+            // Special schemes take any run of `/` and `\`, none included.
+            ("https:/example.com/", "https://example.com/"),
+            (
+                "http:\\\\www.example.com\\foo",
+                "http://www.example.com/foo",
+            ),
+            ("http:a:b@www.example.com", "http://www.example.com/"),
+            ("http:///blah;param?query#ref", "http://blah;param/?query"),
+            ("ws:example.com/x", "ws://example.com/x"),
             ("http://a.com/p?q=%2520x", "http://a.com/p?q=%20x"),
             ("http://W!eird<>Ho$^.com/", "http://w!eird<>ho$^.com/"),
             // IPv4 forms.
@@ -672,6 +731,8 @@ mod tests {
             ("http://4294967296/", "http://4294967296/"),
             ("http://256.256.256.256/", "http://256.256.256.256/"),
             ("http://1.2.3.00x0/", "http://1.2.3.00x0/"),
+            ("https://0x.0x.0", "https://0.0.0.0/"),
+            ("http://1.0x.0X.1/", "http://1.0.0.1/"),
             ("http://123.123.0.0.1/", "http://123.123.0.0.1/"),
             (
                 "http://192.168.0.1.:80/index.html",
@@ -716,11 +777,9 @@ mod tests {
             "/blah#ref",
             "?query#ref",
             "http://#ref",
-            "http:///blah#ref",
             "http://?query#ref",
-            "http:///blah;param?query#ref",
             "mailto:someone@example.com",
-            "http:www.google.com:8080/foo.html",
+            "gopher:example.com/x",
             "www.google.com:xxyy/foo.html:80",
             "http://[::1/",
             "http://[not-an-address]/",
@@ -774,7 +833,7 @@ mod tests {
             c.canonicalize_into(input, &mut url).unwrap();
             assert_eq!(url, canonicalize(input).unwrap());
         }
-        assert!(c.canonicalize_into("http:///x", &mut url).is_err());
+        assert!(c.canonicalize_into("http:///?x", &mut url).is_err());
         c.canonicalize_into("d.com/z?q", &mut url).unwrap();
         assert_eq!(url.to_string(), "http://d.com/z?q");
         // Shorter URLs reuse the buffers.

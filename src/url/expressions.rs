@@ -1,13 +1,18 @@
 //! Host suffix × path prefix expressions of a canonical URL.
 //!
-//! Following the Safe Browsing rules, a URL is looked up under at most 5 hosts:
+//! A URL is looked up under these hosts:
 //!
 //! - the exact host;
-//! - up to 4 suffixes formed from the last 5 labels by successively removing the leading
-//!   one, never the bare top-level domain, and (beyond the specification) never a suffix
-//!   that is itself a known public suffix such as `co.uk` or `github.io`, which no entry
-//!   can list (see [`super::entry_expression`]), nor one that looks like an IP address;
-//!   an IP address gives only itself;
+//! - every suffix formed by successively removing the leading label, never the bare
+//!   top-level domain, never a suffix that is itself a known public suffix such as `co.uk`
+//!   or `github.io`, which no entry can list (see [`super::entry_expression`]), nor one
+//!   that looks like an IP address; an IP address gives only itself.
+//!
+//! Safe Browsing's rules take at most 5 hosts (suffixes of the last 5 labels), a bound for
+//! hashed-prefix queries. Here a listed domain covers its subdomains at any depth: an entry
+//! `name.z13.web.core.windows.net` matches `www.name.z13.web.core.windows.net`, so every
+//! suffix is looked up (a DNS name has at most 127 labels; the host length bound keeps the
+//! count small).
 //!
 //! and at most 6 paths: the full path with the query, the full path, and up to 4 prefixes
 //! formed from the root by appending one segment at a time (`/`, `/a/`, `/a/b/`, `/a/b/c/`).
@@ -16,12 +21,8 @@
 
 use super::CanonicalUrl;
 
-/// At most 5 hosts × 6 paths.
-pub const MAX_EXPRESSIONS: usize = 30;
-const MAX_HOSTS: usize = 5;
+/// At most 6 paths per host.
 const MAX_PATHS: usize = 6;
-/// Host suffixes are formed from this many trailing labels at most.
-const MAX_SUFFIX_LABELS: usize = 5;
 /// Path prefixes from the root, `/` included.
 const MAX_PREFIXES: usize = 4;
 
@@ -88,6 +89,12 @@ pub struct Expressions {
     reversed: Vec<u8>,
     /// `path?query`.
     path_query: Vec<u8>,
+    /// Hosts, as lengths of prefixes of the reversed host, longest first.
+    hosts: Vec<usize>,
+    /// Label boundaries of the reversed host.
+    suffix_ends: Vec<usize>,
+    /// Per-expression scratch for lookups (filter hashes).
+    pub(crate) hashes: Vec<crate::filter::KeyHash>,
 }
 
 impl Expressions {
@@ -104,23 +111,20 @@ impl Expressions {
         reverse_host_into(host, &mut self.reversed);
 
         // Hosts, as lengths of prefixes of the reversed host, longest first.
-        let mut hosts = [0usize; MAX_HOSTS];
-        hosts[0] = self.reversed.len();
-        let mut host_count = 1;
+        self.hosts.clear();
+        self.hosts.push(self.reversed.len());
         if !is_ip_host(host) {
-            // Label boundaries of the reversed host: `ends[k]` is the length of the suffix
-            // of k + 1 labels.
-            let mut suffix_ends = [0usize; MAX_SUFFIX_LABELS];
-            let mut labels = 0;
-            for (i, &b) in self.reversed.iter().enumerate() {
-                if b == b'.' {
-                    if labels == MAX_SUFFIX_LABELS {
-                        break;
-                    }
-                    suffix_ends[labels] = i;
-                    labels += 1;
-                }
-            }
+            // Label boundaries of the reversed host: `suffix_ends[k]` is the length of the
+            // suffix of k + 1 labels.
+            self.suffix_ends.clear();
+            self.suffix_ends.extend(
+                self.reversed
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &b)| b == b'.')
+                    .map(|(i, _)| i),
+            );
+            let labels = self.suffix_ends.len();
             // `labels` suffixes shorter than the host; index 0 is the bare TLD.
             if labels > 1 {
                 // Only suffixes no longer than the host's own public suffix can be one.
@@ -133,15 +137,14 @@ impl Expressions {
                 // which only ever match exactly.
                 let numeric_tld = self.reversed.first().is_some_and(u8::is_ascii_digit);
                 for k in (1..labels).rev() {
-                    let len = suffix_ends[k];
+                    let len = self.suffix_ends[k];
                     let suffix = &host[host.len() - len..];
                     if (k < public_labels && is_public_suffix_bytes(suffix))
                         || (numeric_tld && is_ip_host(suffix))
                     {
                         continue;
                     }
-                    hosts[host_count] = len;
-                    host_count += 1;
+                    self.hosts.push(len);
                 }
             }
         }
@@ -177,12 +180,19 @@ impl Expressions {
         }
 
         for &p in &paths[..path_count] {
-            for &h in &hosts[..host_count] {
+            for &h in &self.hosts {
                 self.buf.extend_from_slice(&self.reversed[..h]);
                 self.buf.extend_from_slice(&self.path_query[..p]);
                 self.ends.push(self.buf.len());
             }
         }
+    }
+
+    /// Number of hosts each path is combined with: expression `i` has path number
+    /// `i / host_count()` (most specific first) and host number `i % host_count()`
+    /// (longest first).
+    pub fn host_count(&self) -> usize {
+        self.hosts.len().max(1)
     }
 
     /// Number of expressions.
@@ -236,11 +246,13 @@ mod tests {
             exprs("http://a.b.c.d.e.f.g/1.html"),
             [
                 "a.b.c.d.e.f.g/1.html",
+                "b.c.d.e.f.g/1.html",
                 "c.d.e.f.g/1.html",
                 "d.e.f.g/1.html",
                 "e.f.g/1.html",
                 "f.g/1.html",
                 "a.b.c.d.e.f.g/",
+                "b.c.d.e.f.g/",
                 "c.d.e.f.g/",
                 "d.e.f.g/",
                 "e.f.g/",
@@ -301,11 +313,12 @@ mod tests {
     }
 
     #[test]
-    fn at_most_thirty() {
+    fn every_host_suffix_and_six_paths() {
         let all = exprs("http://a.b.c.d.e.f.g/1/2/3/4/5/6?x");
-        assert_eq!(all.len(), MAX_EXPRESSIONS);
+        assert_eq!(all.len(), 6 * 6);
         assert_eq!(all[0], "a.b.c.d.e.f.g/1/2/3/4/5/6?x");
-        assert_eq!(all[29], "f.g/");
+        assert_eq!(all[1], "b.c.d.e.f.g/1/2/3/4/5/6?x");
+        assert_eq!(all[35], "f.g/");
     }
 
     #[test]

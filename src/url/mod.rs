@@ -13,9 +13,12 @@
 //! | exact URL `http://example.com/a?x` | `example.com/a?x` | that URL (on the host or its subdomains) |
 //!
 //! In the FST an expression is keyed in reversed-host order (`com.example/a/`), so that
-//! everything under one domain is one contiguous range. The most specific match wins: the
-//! longest path expression first (full path with query, full path, longest prefix ... `/`),
-//! then within one path the longest host.
+//! everything under one domain is one contiguous range. An entry covers its host's
+//! subdomains at any depth. The most specific match wins: the longest path expression first
+//! (full path with query, full path, longest prefix ... `/`), then within one path the
+//! longest host; except that an entry from an override (allowlist) feed wins over every
+//! non-override entry it covers (one whose host is the override's host or a subdomain of
+//! it, and whose path is the override's path or more specific).
 //!
 //! Scheme, userinfo and port take no part in matching: `https://example.com:8443/a` and
 //! `http://example.com/a` are the same expressions.
@@ -51,7 +54,7 @@ pub use canonical::{
     canonicalize, canonicalize_host, CanonicalUrl, Canonicalizer, UrlError, MAX_HOST_LEN,
     MAX_URL_LEN,
 };
-pub use expressions::{is_public_suffix, reverse_host, Expressions, MAX_EXPRESSIONS};
+pub use expressions::{is_public_suffix, reverse_host, Expressions};
 pub use table::{expression_hash, UrlTable};
 
 /// What an URL/domain entry in a feed means.
