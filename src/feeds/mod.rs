@@ -24,6 +24,7 @@
 //! | `clamav` | `.hdb`/`.hsb` (malicious), `.hdu`/`.hsu` (suspicious), `.fp`/`.sfp` (trusted, override) | digest | name = signature |
 //! | `jsonl` | one JSON object per line (schema in `jsonl`) | `key`, `md5`, `sha1`, `sha256`, `url`, `domain` | every field |
 //! | `csv` | delimited text, columns named by [`CsvColumns`] or a header | as `jsonl` | as `jsonl` |
+//! | `repute-stats` | the prevalence export of `repute stats export` (schema in `repute_stats`) | digest | verdict (unknown becomes known), name, first/last day, category `prevalent` |
 //!
 //! Every format skips blank lines and lines starting with `#`. Fields a record leaves empty
 //! (verdict, category) come from the feed ([`FeedOptions`]).
@@ -37,6 +38,7 @@ mod jsonl;
 mod lines;
 mod malwarebazaar;
 mod nsrl;
+mod repute_stats;
 mod simple;
 mod threatfox;
 mod urlhaus;
@@ -90,11 +92,13 @@ pub enum FeedFormat {
     Jsonl,
     /// Generic delimited text.
     Csv,
+    /// The prevalence export of `repute stats export`.
+    ReputeStats,
 }
 
 impl FeedFormat {
     /// All formats.
-    pub const ALL: [FeedFormat; 15] = [
+    pub const ALL: [FeedFormat; 16] = [
         FeedFormat::Hashes,
         FeedFormat::Md5sum,
         FeedFormat::Sha1sum,
@@ -110,6 +114,7 @@ impl FeedFormat {
         FeedFormat::Clamav,
         FeedFormat::Jsonl,
         FeedFormat::Csv,
+        FeedFormat::ReputeStats,
     ];
 
     /// The format's name on the command line and in manifests.
@@ -130,6 +135,7 @@ impl FeedFormat {
             FeedFormat::Clamav => "clamav",
             FeedFormat::Jsonl => "jsonl",
             FeedFormat::Csv => "csv",
+            FeedFormat::ReputeStats => "repute-stats",
         }
     }
 
@@ -138,7 +144,7 @@ impl FeedFormat {
     pub fn default_verdict(self) -> Verdict {
         match self {
             FeedFormat::Md5sum | FeedFormat::Sha1sum | FeedFormat::Sha256sum => Verdict::Trusted,
-            FeedFormat::Nsrl => Verdict::Known,
+            FeedFormat::Nsrl | FeedFormat::ReputeStats => Verdict::Known,
             _ => Verdict::Malicious,
         }
     }
@@ -296,6 +302,7 @@ pub fn line_parser(options: &FeedOptions, path: &Path) -> Result<Box<dyn LinePar
         FeedFormat::Clamav => Box::new(clamav::ClamavParser::new(path)?),
         FeedFormat::Jsonl => Box::new(jsonl::JsonLinesParser),
         FeedFormat::Csv => Box::new(generic_csv::GenericCsvParser::new(options.columns.clone())?),
+        FeedFormat::ReputeStats => Box::new(repute_stats::ReputeStatsParser),
         FeedFormat::Nsrl => {
             return Err("the nsrl format reads a SQLite database, not lines".into());
         }

@@ -37,6 +37,7 @@ Formats:
   nsrl                                  NSRL RDS v3 SQLite database (verdict known)
   clamav                                .hdb/.hsb (malicious), .hdu/.hsu, .fp/.sfp (trusted, override)
   jsonl, csv                            JSON lines; delimited text with named columns (manifest)
+  repute-stats                          the prevalence export of repute stats export
   Compressed feeds (.gz, .zst, .zip) are read as they are.
 Verdicts: malicious, suspicious, trusted, known
 
