@@ -1,7 +1,7 @@
 //! Deltas: the change from one snapshot to the next, and merging it back.
 //!
 //! A delta is a file in the snapshot format with the required-feature flag
-//! [`FLAG_DELTA`](crate::format::FLAG_DELTA) (the layout is in [`crate::format`]'s docs). It
+//! [`crate::format::FLAG_DELTA`] (the layout is in [`crate::format`]'s docs). It
 //! holds the keys the new snapshot adds or whose record changed, tombstones for the keys it
 //! removes (digest fingerprints per kind, URL expressions), its own filter over all of them,
 //! and a [`DeltaInfo`] naming the base and the result by identity (SHA-256 of the file) and
