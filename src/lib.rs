@@ -48,6 +48,6 @@ pub use build::{BuildReport, FeedInfo, FeedReport, SnapshotBuilder, SourceReport
 pub use digest::{Digest, DigestKind};
 pub use error::{Error, Result};
 pub use format::Metadata;
-pub use query::{Query, QueryKind};
+pub use query::{line_query, Query, QueryKind};
 pub use record::{Record, RecordId, RecordSpec, Verdict};
 pub use snapshot::{Hit, HugePageMemory, Snapshot, UrlScratch, UrlVerdict};

@@ -27,7 +27,7 @@ use crate::{open_snapshot, Outcome};
 Examples:
   repute lookup bad.snap 44d88612fea8a8f36de82e1278abb02f
   repute lookup bad.snap 'HTTP://Sub.Malware.Example.COM/a/../x' example.org
-  sha256sum * | cut -d' ' -f1 | repute lookup bad.snap --format jsonl")]
+  sha256sum * | repute lookup bad.snap --format jsonl")]
 pub struct LookupArgs {
     /// The snapshot file.
     snapshot: PathBuf,
@@ -190,10 +190,10 @@ pub fn run(args: LookupArgs) -> Result<Outcome> {
         for (i, line) in stdin.lock().split(b'\n').enumerate() {
             let line = line?;
             let text = String::from_utf8_lossy(&line);
-            let text = text.trim();
-            if text.is_empty() {
+            // Blank lines and `#` comments are skipped; `sha256sum` lines give their digest.
+            let Some(text) = repute::line_query(&text) else {
                 continue;
-            }
+            };
             if line.len() > 1 << 20 {
                 answerer.error(
                     &format!("<line {}>", i + 1),

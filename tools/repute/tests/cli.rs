@@ -613,3 +613,44 @@ fn clamav_export_round_trips() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("fingerprints"), "{}", stderr(&o));
 }
+
+#[test]
+fn checksum_tool_lines_prefixes_and_bad_queries() {
+    let dir = feeds();
+    let p = dir.path();
+    assert!(build_all(p, "all.snap").status.success());
+    // `sha256sum FILE | repute lookup SNAP`: the real tool's output, comments and blanks.
+    std::fs::write(
+        p.join("eicar.com"),
+        r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*",
+    )
+    .unwrap();
+    let sums = Command::new("sha256sum")
+        .current_dir(p)
+        .arg("eicar.com")
+        .output()
+        .unwrap();
+    assert!(sums.status.success());
+    let input = format!("# checksums\n\n{}", String::from_utf8(sums.stdout).unwrap());
+    let o = run_stdin(p, &["lookup", "all.snap", "--format", "jsonl"], &input);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(line["query"], EICAR_SHA256);
+    assert_eq!(line["type"], "sha256");
+    assert_eq!(line["verdict"], "malicious");
+
+    let prefixed = format!("md5:{EICAR_MD5}");
+    let o = run(p, &["lookup", "all.snap", &prefixed]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+
+    for (query, says) in [
+        ("hello world!!", "not a valid host"),
+        ("deadbeef", "8 hex digits"),
+        (&EICAR_MD5[..31], "32 (MD5), 40 (SHA-1) or 64 (SHA-256)"),
+        ("0x275a021bbfb6489e54d471899f7db9d1", "ends in a number"),
+    ] {
+        let o = run(p, &["lookup", "all.snap", query]);
+        assert_eq!(o.status.code(), Some(2), "{query}: {}", stdout(&o));
+        assert!(stdout(&o).contains(says), "{query}: {}", stdout(&o));
+    }
+}
