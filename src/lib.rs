@@ -42,6 +42,7 @@ mod query;
 mod record;
 pub mod scan;
 mod snapshot;
+pub mod text;
 pub mod url;
 
 pub use build::{BuildReport, FeedInfo, FeedReport, SnapshotBuilder, SourceReport};

@@ -1,5 +1,6 @@
 //! `repute build`: feeds in, one snapshot out.
 
+use repute::text::escape_text;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -445,10 +446,23 @@ fn print_text_report(
         writeln!(
             err,
             "  {} [{}] {}: {} lines, {} keys, {} malformed, {} skipped",
-            f.source, f.format, f.path, f.lines, f.keys, f.malformed, f.skipped
+            escape_text(&f.source),
+            f.format,
+            escape_text(&f.path),
+            f.lines,
+            f.keys,
+            f.malformed,
+            f.skipped
         )?;
         for (line, reason) in &f.errors {
-            writeln!(err, "    {}:{}: {}", f.path, line, reason)?;
+            // A reason quotes the feed's line: escape it, as every feed text.
+            writeln!(
+                err,
+                "    {}:{}: {}",
+                escape_text(&f.path),
+                line,
+                escape_text(reason)
+            )?;
         }
         if f.malformed > f.errors.len() as u64 {
             writeln!(

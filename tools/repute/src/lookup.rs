@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use repute::text::escape_text;
 use repute::url::Expressions;
 use repute::{Hit, Query, Snapshot, Verdict};
 use serde::Serialize;
@@ -140,13 +141,18 @@ impl<W: Write> Answerer<'_, W> {
                 writeln!(self.out)?;
             }
             OutputFormat::Text => {
-                write!(self.out, "{input}\t{verdict}\t{kind}")?;
+                // Every field from a query or a feed is escaped: a tab or newline in one
+                // cannot forge a result line.
+                write!(self.out, "{}\t{verdict}\t{kind}", escape_text(input))?;
                 if let Some(h) = &hit {
                     let mut details = Vec::new();
-                    details.extend(h.record.name().map(|n| format!("name={n}")));
-                    details.extend(h.record.category().map(|c| format!("category={c}")));
-                    details.extend(h.record.source().map(|s| format!("source={s}")));
-                    details.push(format!("matched={}", h.matched));
+                    let field = |key: &str, value: Option<&str>| {
+                        value.map(|v| format!("{key}={}", escape_text(v)))
+                    };
+                    details.extend(field("name", h.record.name()));
+                    details.extend(field("category", h.record.category()));
+                    details.extend(field("source", h.record.source()));
+                    details.extend(field("matched", Some(&h.matched)));
                     write!(self.out, "\t{}", details.join(" "))?;
                 }
                 writeln!(self.out)?;
@@ -165,7 +171,12 @@ impl<W: Write> Answerer<'_, W> {
                 serde_json::to_writer(&mut self.out, &a)?;
                 writeln!(self.out)?;
             }
-            OutputFormat::Text => writeln!(self.out, "{input}\terror\t{reason}")?,
+            OutputFormat::Text => writeln!(
+                self.out,
+                "{}\terror\t{}",
+                escape_text(input),
+                escape_text(reason)
+            )?,
         }
         Ok(())
     }

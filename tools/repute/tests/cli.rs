@@ -654,3 +654,63 @@ fn checksum_tool_lines_prefixes_and_bad_queries() {
         assert!(stdout(&o).contains(says), "{query}: {}", stdout(&o));
     }
 }
+
+#[test]
+fn feed_and_query_text_is_escaped_when_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("forged.jsonl"),
+        format!(
+            "{{\"md5\": \"{EICAR_MD5}\", \"name\": \"x\\tmalicious\\tname=Injected\\nforged\\u001b[2J\", \"category\": \"rlo\\u202eexe\\u2028\"}}\n\
+             {{\"md5\": \"zz\\u0007\\u0000\\u001b\"}}\n"
+        ),
+    )
+    .unwrap();
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "f.snap",
+            "--feed",
+            "jsonl:malicious:forged.jsonl",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = stderr(&o);
+    assert!(
+        !report.contains(['\u{7}', '\0', '\u{1b}']),
+        "raw control bytes in the build report: {report:?}"
+    );
+
+    let o = run(
+        p,
+        &[
+            "lookup",
+            "f.snap",
+            EICAR_MD5,
+            "evil\u{1b}]0;x\u{7}\r.example",
+        ],
+    );
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    assert_eq!(lines[0].split('\t').count(), 4, "{out:?}");
+    assert!(
+        lines[0].contains("name=x\\tmalicious\\tname=Injected\\nforged\\x1B[2J"),
+        "{out:?}"
+    );
+    assert!(
+        lines[0].contains("category=rlo\\u{202E}exe\\u{2028}"),
+        "{out:?}"
+    );
+    assert!(
+        lines[1].starts_with("evil\\x1B]0;x\\x07\\r.example\terror\t"),
+        "{out:?}"
+    );
+    assert!(
+        !out.contains(['\u{1b}', '\u{7}', '\r', '\u{202e}']),
+        "{out:?}"
+    );
+}

@@ -412,3 +412,77 @@ fn scan_help_documents_the_options() {
         assert!(help.contains(option), "{option} in help");
     }
 }
+
+#[test]
+fn every_printed_path_can_be_found_again() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = setup();
+    let p = dir.path();
+    let names: [&[u8]; 5] = [
+        b"evil\xff.exe",
+        b"evil\xfe.exe",
+        b"a\nb",
+        b"a\\nb",
+        b"x\tmalicious\tname=Injected",
+    ];
+    fs::create_dir(p.join("odd")).unwrap();
+    for name in names {
+        fs::write(p.join("odd").join(std::ffi::OsStr::from_bytes(name)), EICAR).unwrap();
+    }
+    let o = run(p, &["scan", "bad.snap", "odd"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = stdout(&o);
+    let mut paths: Vec<&str> = text
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "odd/a\\\\nb",
+            "odd/a\\nb",
+            "odd/evil\\xFE.exe",
+            "odd/evil\\xFF.exe",
+            "odd/x\\tmalicious\\tname=Injected",
+        ],
+        "{text}"
+    );
+    assert!(text.lines().all(|l| l.split('\t').count() == 3), "{text}");
+
+    let o = run(p, &["scan", "bad.snap", "odd", "--format", "jsonl"]);
+    let files = jsonl(&o);
+    let mut found: Vec<Vec<u8>> = Vec::new();
+    for f in &files {
+        let path = f["path"].as_str().unwrap();
+        let bytes = match f.get("path_bytes") {
+            Some(b64) => {
+                let out = Command::new("base64")
+                    .arg("-d")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .and_then(|mut c| {
+                        use std::io::Write;
+                        c.stdin
+                            .take()
+                            .unwrap()
+                            .write_all(b64.as_str().unwrap().as_bytes())?;
+                        c.wait_with_output()
+                    })
+                    .unwrap();
+                assert!(path.contains("\\xF"), "{path}");
+                out.stdout
+            }
+            None => path.as_bytes().to_vec(),
+        };
+        found.push(bytes);
+    }
+    found.sort();
+    let mut want: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| [b"odd/".as_slice(), n].concat())
+        .collect();
+    want.sort();
+    assert_eq!(found, want);
+}
