@@ -47,7 +47,7 @@ use std::io::Read;
 use std::path::Path;
 use std::str::FromStr;
 
-pub use clamav::{export_clamav, export_clamav_md5};
+pub use clamav::{clamav_md5_extension, export_clamav, export_clamav_md5};
 pub use generic_csv::{Column, CsvColumns};
 pub use lines::{LineReader, MAX_LINE};
 

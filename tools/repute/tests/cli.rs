@@ -612,6 +612,71 @@ fn clamav_export_round_trips() {
     let o = run(p, &["export", "--clamav", "all.snap", "out.hsb"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("fingerprints"), "{}", stderr(&o));
+
+    // Trusted entries go to ClamAV's allowlist, never to a signature file: the .fp loads
+    // back as trusted (an override), and an .hdb of trusted entries is refused.
+    let o = run(
+        p,
+        &[
+            "export",
+            "--clamav",
+            "--verdict",
+            "trusted",
+            "all.snap",
+            "out.hdb",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("name the output .fp"), "{}", stderr(&o));
+    let o = run(
+        p,
+        &[
+            "export",
+            "--clamav",
+            "--verdict",
+            "trusted",
+            "all.snap",
+            "good.fp",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fp = std::fs::read_to_string(p.join("good.fp")).unwrap();
+    assert!(
+        fp.starts_with("d41d8cd98f00b204e9800998ecf8427e:*:"),
+        "{fp}"
+    );
+    let o = run(p, &["build", "-o", "fp.snap", "--feed", "clamav::good.fp"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(
+        p,
+        &["lookup", "fp.snap", "d41d8cd98f00b204e9800998ecf8427e"],
+    );
+    assert!(stdout(&o).contains("\ttrusted\t"), "{}", stdout(&o));
+    let o = run(
+        p,
+        &[
+            "export",
+            "--clamav",
+            "--verdict",
+            "suspicious",
+            "all.snap",
+            "pua.hdb",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(".hdu"), "{}", stderr(&o));
+    let o = run(
+        p,
+        &[
+            "export",
+            "--clamav",
+            "--verdict",
+            "known",
+            "all.snap",
+            "k.fp",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]
