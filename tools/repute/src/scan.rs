@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use repute::scan::{ScanEvent, ScanSummary, ScannedFile, Scanner};
@@ -64,6 +64,10 @@ pub struct ScanArgs {
     /// Threads reading and hashing files (default: one per CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
+    /// Skip verifying the snapshot's checksums before the scan (by default the whole file
+    /// is checked first, well under a second per GB, so a damaged snapshot is an error).
+    #[arg(long)]
+    no_verify: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -300,6 +304,16 @@ fn print_summary(s: &ScanSummary) {
 
 pub fn run(args: ScanArgs) -> Result<Outcome> {
     let snapshot = open_snapshot(&args.snapshot)?;
+    if !args.no_verify {
+        // A scan reads the whole tree anyway: check the snapshot first, so that a damaged
+        // digest table cannot make a scan finish normally with wrong answers.
+        snapshot.verify().with_context(|| {
+            format!(
+                "{} is damaged (rebuild or fetch it again; --no-verify skips this check)",
+                args.snapshot.display()
+            )
+        })?;
+    }
     let mut scanner = Scanner::new()
         .follow_symlinks(args.follow_symlinks)
         .one_file_system(args.one_file_system)

@@ -486,3 +486,25 @@ fn every_printed_path_can_be_found_again() {
     want.sort();
     assert_eq!(found, want);
 }
+
+#[test]
+fn a_damaged_snapshot_is_refused_before_the_scan() {
+    let dir = setup();
+    let p = dir.path();
+    fs::write(p.join("one"), EICAR).unwrap();
+    // Damage the whole-file digest in the trailer: lookups still work, verify does not.
+    let mut bytes = fs::read(p.join("bad.snap")).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x01;
+    fs::write(p.join("damaged.snap"), &bytes).unwrap();
+    let o = run(p, &["scan", "damaged.snap", "one"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("damaged.snap is damaged"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    let o = run(p, &["scan", "damaged.snap", "one", "--no-verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
