@@ -558,11 +558,13 @@ fn add_item(
             builder.add_digest(feed, d, record.clone());
             report.keys += 1;
         }
-        Item::Web(text, kind) => match builder.add_url_entry(feed, &text, kind, record.clone()) {
-            Ok(()) => report.keys += 1,
-            Err(e) if strict => return Err(format!("{text:.80}: {e}")),
-            Err(e) => report.malformed(line, format!("{text:.80}: {e}")),
-        },
+        Item::Web(text, kind) => {
+            match builder.add_url_entry_uncounted(feed, &text, kind, record.clone()) {
+                Ok(()) => report.keys += 1,
+                Err(e) if strict => return Err(format!("{text:.80}: {e}")),
+                Err(e) => report.malformed(line, format!("{text:.80}: {e}")),
+            }
+        }
     }
     Ok(())
 }

@@ -94,8 +94,9 @@ pub struct BuildArgs {
     /// Directory for spilled runs [default: the output's directory].
     #[arg(long, value_name = "DIR")]
     temp_dir: Option<PathBuf>,
-    /// Fail when any feed yields fewer good records than this (an empty or truncated
-    /// download must not publish an empty snapshot); a manifest can set it per feed.
+    /// Fail when any feed yields fewer good records than this (default 1: an empty or
+    /// truncated download must not publish an empty snapshot; 0 allows an empty feed); a
+    /// manifest can set it per feed.
     #[arg(long, value_name = "N")]
     min_records: Option<u64>,
 }
@@ -361,15 +362,19 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
         })
         .with_context(|| format!("feed {}", spec.path.display()))?;
         bar.finish_and_clear();
-        if let Some(min) = spec.min_records.or(args.min_records) {
-            if report.keys < min {
-                bail!(
-                    "feed {} yielded {} good records, fewer than the minimum of {min}; \
-                     refusing to publish (is the download empty or truncated?)",
-                    spec.path.display(),
-                    report.keys
-                );
-            }
+        // By default a feed must yield at least one key: an empty download, or one whose
+        // every line is malformed, must not publish. `min_records = 0` allows it.
+        let min = spec.min_records.or(args.min_records).unwrap_or(1);
+        if report.keys < min {
+            bail!(
+                "feed {} yielded {} good records ({} lines, {} malformed), fewer than the \
+                 minimum of {min}; refusing to publish (is the download empty or truncated? \
+                 --min-records 0 or min_records = 0 allows it)",
+                spec.path.display(),
+                report.keys,
+                report.lines,
+                report.malformed
+            );
         }
         reports.push(report);
     }

@@ -447,6 +447,66 @@ fn min_records_refuses_to_publish_a_short_feed() {
     let o = run(p, &["build", "-o", "m2.snap", "--manifest", "min.toml"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(!p.join("m2.snap").exists());
+
+    // By default an empty feed, or one whose every line is malformed, fails the build
+    // naming the feed; min_records = 0 allows it.
+    std::fs::write(
+        p.join("junk.txt"),
+        "not a digest
+nor this
+",
+    )
+    .unwrap();
+    for feed in ["hashes::empty.txt", "hashes::junk.txt"] {
+        let o = run(p, &["build", "-o", "m3.snap", "--feed", feed]);
+        assert_eq!(o.status.code(), Some(2), "{feed}");
+        let name = feed.trim_start_matches("hashes::");
+        assert!(
+            stderr(&o).contains(&format!("feed {name} yielded 0 good records")),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!p.join("m3.snap").exists());
+    }
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "m3.snap",
+            "--min-records",
+            "0",
+            "--feed",
+            "hashes::empty.txt",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(
+        p.join("zero.toml"),
+        "[[feed]]\nformat = \"hashes\"\npath = \"empty.txt\"\nmin_records = 0\n",
+    )
+    .unwrap();
+    let o = run(p, &["build", "-o", "m4.snap", "--manifest", "zero.toml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A refused entry (a whole public suffix) counts once, as malformed.
+    std::fs::write(p.join("ps.txt"), "co.uk\nok.example\n").unwrap();
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "m5.snap",
+            "--report",
+            "json",
+            "--feed",
+            "domains::ps.txt",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["build"]["refused"], 0, "{report}");
+    assert_eq!(report["feeds"][0]["malformed"], 1, "{report}");
 }
 
 #[test]
