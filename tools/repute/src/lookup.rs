@@ -1,7 +1,7 @@
 //! `repute lookup`: answer digests, URLs and domains from a snapshot.
 
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -183,7 +183,16 @@ impl<W: Write> Answerer<'_, W> {
 }
 
 pub fn run(args: LookupArgs) -> Result<Outcome> {
-    let snapshot = open_snapshot(&args.snapshot)?;
+    let snapshot = match open_snapshot(&args.snapshot) {
+        Ok(s) => s,
+        // `repute lookup QUERY SNAPSHOT`: say which argument comes first.
+        Err(e) if !args.snapshot.exists() && args.queries.iter().any(|q| Path::new(q).is_file()) => {
+            return Err(e.context(
+                "the snapshot comes first: repute lookup SNAPSHOT QUERY... (were the arguments swapped?)",
+            ))
+        }
+        Err(e) => return Err(e),
+    };
     if args.verify {
         snapshot.verify()?;
     }

@@ -839,3 +839,17 @@ fn feed_and_query_text_is_escaped_when_printed() {
         "{out:?}"
     );
 }
+
+#[test]
+fn swapped_lookup_arguments_get_a_hint() {
+    let dir = feeds();
+    let p = dir.path();
+    assert!(build_all(p, "all.snap").status.success());
+    let o = run(p, &["lookup", EICAR_MD5, "all.snap"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("the snapshot comes first"),
+        "{}",
+        stderr(&o)
+    );
+}
