@@ -44,6 +44,7 @@ mod query;
 mod record;
 pub mod scan;
 mod snapshot;
+pub mod text;
 pub mod url;
 
 pub use build::{BuildReport, FeedInfo, FeedReport, SnapshotBuilder, SourceReport};
@@ -51,6 +52,6 @@ pub use digest::{Digest, DigestKind};
 pub use engine::{CloudState, Engine, EngineOptions, EngineStatus, Found, Policy, View};
 pub use error::{Error, Result};
 pub use format::Metadata;
-pub use query::{Query, QueryKind};
+pub use query::{line_query, Query, QueryKind};
 pub use record::{Record, RecordId, RecordSpec, Verdict};
 pub use snapshot::{Hit, HugePageMemory, Snapshot, UrlScratch, UrlVerdict};

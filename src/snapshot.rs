@@ -505,13 +505,23 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         Ok(())
     }
 
-    /// The metadata section.
+    /// The metadata section, once its checksum has been checked (it is small).
     ///
     /// # Errors
     ///
-    /// When the section is not valid JSON metadata.
+    /// [`Error::Checksum`] when the section is damaged, or an error when it is not valid
+    /// JSON metadata.
     pub fn metadata(&self) -> Result<Metadata> {
-        let bytes = &self.data.as_ref()[self.sections.metadata.range()];
+        let section = &self.sections.metadata;
+        let bytes = &self.data.as_ref()[section.range()];
+        let found = xxh3_64(bytes);
+        if found != section.checksum {
+            return Err(Error::Checksum {
+                section: SectionKind::Metadata.name(),
+                expected: section.checksum,
+                found,
+            });
+        }
         serde_json::from_slice(bytes).map_err(|e| Error::malformed("metadata", e.to_string()))
     }
 

@@ -269,3 +269,23 @@ fn directories_fifos_and_missing_files() {
     let mapped = unsafe { Snapshot::map(&empty) };
     assert!(matches!(mapped, Err(Error::Truncated { .. })));
 }
+
+#[test]
+fn damaged_metadata_is_named_as_a_checksum_failure() {
+    let mut bytes = sample();
+    let snap = Snapshot::open(&bytes[..]).unwrap();
+    let (_, offset, length) = snap
+        .sections()
+        .into_iter()
+        .find(|s| s.0 == "metadata")
+        .unwrap();
+    // A byte inside a JSON string value keeps the JSON valid-looking or not; either way the
+    // checksum names the damage.
+    let at = (offset + length / 2) as usize;
+    bytes[at] ^= 0x01;
+    let snap = Snapshot::open(&bytes[..]).unwrap();
+    match snap.metadata() {
+        Err(Error::Checksum { section, .. }) => assert_eq!(section, "metadata"),
+        other => panic!("expected a metadata checksum error, got {other:?}"),
+    }
+}

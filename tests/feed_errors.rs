@@ -84,6 +84,72 @@ fn bad_web_entries_are_reported() {
 }
 
 #[test]
+fn entries_that_are_not_valid_hosts_are_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let sha = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f";
+    std::fs::write(
+        p.join("domains.txt"),
+        format!("good.example\nhello world\nsha256={sha}\nshop=1.example\nk\n1.2.3.999\n"),
+    )
+    .unwrap();
+    let report = read(&p.join("domains.txt"), FeedFormat::Domains, false).unwrap();
+    // The domains format takes the first word: `hello` is a single label.
+    assert_eq!(
+        (report.keys, report.malformed),
+        (1, 5),
+        "{:?}",
+        report.errors
+    );
+    let lines: Vec<u64> = report.errors.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, vec![2, 3, 4, 5, 6], "{:?}", report.errors);
+    assert!(report
+        .errors
+        .iter()
+        .all(|(_, e)| e.contains("host") || e.contains("label")));
+
+    // Random bytes read as a URL feed give no keys.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..20_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    std::fs::write(p.join("noise.txt"), &noise).unwrap();
+    let report = read(&p.join("noise.txt"), FeedFormat::Urls, false).unwrap();
+    assert_eq!(report.keys, 0, "{:?}", report.errors);
+
+    for (name, text, format) in [
+        (
+            "feed.jsonl",
+            "{\"domain\": \"hello world\"}\n{\"domain\": \"ok.example\"}\n",
+            FeedFormat::Jsonl,
+        ),
+        (
+            "feed.csv",
+            "domain,name\nhello world,x\nok.example,y\n",
+            FeedFormat::Csv,
+        ),
+    ] {
+        std::fs::write(p.join(name), text).unwrap();
+        let report = read(&p.join(name), format, false).unwrap();
+        assert_eq!(
+            (report.keys, report.malformed),
+            (1, 1),
+            "{name}: {:?}",
+            report.errors
+        );
+        assert_eq!(
+            report.errors[0].0,
+            if name.ends_with("csv") { 2 } else { 1 }
+        );
+    }
+}
+
+#[test]
 fn snapshot_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Snapshot<Vec<u8>>>();

@@ -375,13 +375,23 @@ impl SnapshotBuilder {
         kind: EntryKind,
         record: RecordSpec,
     ) -> Result<(), UrlError> {
-        let expression = match entry_expression(entry, kind) {
-            Ok(e) => e,
-            Err(e) => {
-                self.refused += 1;
-                return Err(e);
-            }
-        };
+        let added = self.add_url_entry_uncounted(feed, entry, kind, record);
+        if added.is_err() {
+            self.refused += 1;
+        }
+        added
+    }
+
+    /// [`SnapshotBuilder::add_url_entry`] without counting a refused entry in the report:
+    /// the feed readers count it as a malformed line of their feed instead (once).
+    pub(crate) fn add_url_entry_uncounted(
+        &mut self,
+        feed: FeedId,
+        entry: &str,
+        kind: EntryKind,
+        record: RecordSpec,
+    ) -> Result<(), UrlError> {
+        let expression = entry_expression(entry, kind)?;
         let key = expression_key(&expression);
         let id = self.intern(feed, record);
         self.urls.push((key.into_boxed_slice(), id));

@@ -196,6 +196,27 @@ where
     Ok(written)
 }
 
+/// The ClamAV MD5 database extension that gives `verdict` its meaning when ClamAV loads
+/// it: `hdb` (malware signatures) for malicious, `hdu` (potentially unwanted) for
+/// suspicious, `fp` (the allowlist) for trusted. `None` for known and unknown, which ClamAV
+/// has no list for. The lines are the same in each; only the extension tells ClamAV what
+/// they mean, so an `.hdb` of trusted hashes would report every trusted file as malware.
+///
+/// ```
+/// use repute::{feeds::clamav_md5_extension, Verdict};
+///
+/// assert_eq!(clamav_md5_extension(Verdict::Trusted), Some("fp"));
+/// assert_eq!(clamav_md5_extension(Verdict::Known), None);
+/// ```
+pub fn clamav_md5_extension(verdict: Verdict) -> Option<&'static str> {
+    match verdict {
+        Verdict::Malicious => Some("hdb"),
+        Verdict::Suspicious => Some("hdu"),
+        Verdict::Trusted => Some("fp"),
+        Verdict::Known | Verdict::Unknown => None,
+    }
+}
+
 /// Writes a snapshot's MD5 entries whose verdict is `verdict` as `.hdb` lines
 /// (`hex:*:name:73`, the record's name or `Repute.Listed`), in fingerprint order. Export
 /// the malicious entries to an `.hdb`, the trusted ones to an `.fp`. Returns the number of

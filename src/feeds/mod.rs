@@ -49,7 +49,7 @@ use std::io::Read;
 use std::path::Path;
 use std::str::FromStr;
 
-pub use clamav::{export_clamav, export_clamav_md5};
+pub use clamav::{clamav_md5_extension, export_clamav, export_clamav_md5};
 pub use generic_csv::{Column, CsvColumns};
 pub use lines::{LineReader, MAX_LINE};
 
@@ -565,11 +565,13 @@ fn add_item(
             builder.add_digest(feed, d, record.clone());
             report.keys += 1;
         }
-        Item::Web(text, kind) => match builder.add_url_entry(feed, &text, kind, record.clone()) {
-            Ok(()) => report.keys += 1,
-            Err(e) if strict => return Err(format!("{text:.80}: {e}")),
-            Err(e) => report.malformed(line, format!("{text:.80}: {e}")),
-        },
+        Item::Web(text, kind) => {
+            match builder.add_url_entry_uncounted(feed, &text, kind, record.clone()) {
+                Ok(()) => report.keys += 1,
+                Err(e) if strict => return Err(format!("{text:.80}: {e}")),
+                Err(e) => report.malformed(line, format!("{text:.80}: {e}")),
+            }
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `repute build`: feeds in, one snapshot out.
 
+use repute::text::escape_text;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -101,8 +102,9 @@ pub struct BuildArgs {
     /// Directory for spilled runs [default: the output's directory].
     #[arg(long, value_name = "DIR")]
     temp_dir: Option<PathBuf>,
-    /// Fail when any feed yields fewer good records than this (an empty or truncated
-    /// download must not publish an empty snapshot); a manifest can set it per feed.
+    /// Fail when any feed yields fewer good records than this (default 1: an empty or
+    /// truncated download must not publish an empty snapshot; 0 allows an empty feed); a
+    /// manifest can set it per feed.
     #[arg(long, value_name = "N")]
     min_records: Option<u64>,
 }
@@ -375,15 +377,19 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
         })
         .with_context(|| format!("feed {}", spec.path.display()))?;
         bar.finish_and_clear();
-        if let Some(min) = spec.min_records.or(args.min_records) {
-            if report.keys < min {
-                bail!(
-                    "feed {} yielded {} good records, fewer than the minimum of {min}; \
-                     refusing to publish (is the download empty or truncated?)",
-                    spec.path.display(),
-                    report.keys
-                );
-            }
+        // By default a feed must yield at least one key: an empty download, or one whose
+        // every line is malformed, must not publish. `min_records = 0` allows it.
+        let min = spec.min_records.or(args.min_records).unwrap_or(1);
+        if report.keys < min {
+            bail!(
+                "feed {} yielded {} good records ({} lines, {} malformed), fewer than the \
+                 minimum of {min}; refusing to publish (is the download empty or truncated? \
+                 --min-records 0 or min_records = 0 allows it)",
+                spec.path.display(),
+                report.keys,
+                report.lines,
+                report.malformed
+            );
         }
         reports.push(report);
     }
@@ -460,10 +466,23 @@ fn print_text_report(
         writeln!(
             err,
             "  {} [{}] {}: {} lines, {} keys, {} malformed, {} skipped",
-            f.source, f.format, f.path, f.lines, f.keys, f.malformed, f.skipped
+            escape_text(&f.source),
+            f.format,
+            escape_text(&f.path),
+            f.lines,
+            f.keys,
+            f.malformed,
+            f.skipped
         )?;
         for (line, reason) in &f.errors {
-            writeln!(err, "    {}:{}: {}", f.path, line, reason)?;
+            // A reason quotes the feed's line: escape it, as every feed text.
+            writeln!(
+                err,
+                "    {}:{}: {}",
+                escape_text(&f.path),
+                line,
+                escape_text(reason)
+            )?;
         }
         if f.malformed > f.errors.len() as u64 {
             writeln!(

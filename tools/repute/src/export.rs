@@ -5,13 +5,15 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use repute::feeds::export_clamav_md5;
+use repute::feeds::{clamav_md5_extension, export_clamav_md5};
 use repute::Verdict;
 
 use crate::{open_snapshot, Outcome};
 
-/// Export a snapshot's MD5 entries as a ClamAV hash signature file (.hdb), so the same data
-/// can be loaded by `clamscan -d` for side-by-side comparisons.
+/// Export a snapshot's MD5 entries as a ClamAV hash database, so the same data can be
+/// loaded by `clamscan -d` for side-by-side comparisons: malicious entries to an .hdb
+/// (signatures), suspicious ones to an .hdu (potentially unwanted), trusted ones to an .fp
+/// (ClamAV's allowlist). The output's extension must match --verdict.
 ///
 /// Lines are `md5:*:name:73` (73 is the functionality level from which ClamAV accepts `*`
 /// as the size). A snapshot keeps a 128-bit fingerprint of each digest, which is the whole
@@ -24,7 +26,7 @@ pub struct ExportArgs {
     clamav: bool,
     /// The snapshot file.
     snapshot: PathBuf,
-    /// The output file (.hdb).
+    /// The output file: .hdb (malicious), .hdu (suspicious) or .fp (trusted).
     output: PathBuf,
     /// Which entries to export.
     #[arg(long, default_value = "malicious")]
@@ -33,14 +35,30 @@ pub struct ExportArgs {
 
 pub fn run(args: ExportArgs) -> Result<Outcome> {
     let verdict: Verdict = args.verdict.parse().map_err(anyhow::Error::msg)?;
+    let Some(wanted) = clamav_md5_extension(verdict) else {
+        bail!("ClamAV has no database for {verdict} entries; export malicious, suspicious or trusted ones");
+    };
     match args.output.extension().and_then(|e| e.to_str()) {
-        Some("hdb") => {}
-        Some("hsb") => bail!(
-            "{}: a snapshot stores 128-bit fingerprints, not whole SHA-1/SHA-256 digests, so an .hsb \
-             cannot be exported from it; export MD5 entries to an .hdb instead",
+        Some(ext) if ext == wanted => {}
+        Some(ext @ ("hsb" | "hsu" | "sfp")) => bail!(
+            "{}: a snapshot stores 128-bit fingerprints, not whole SHA-1/SHA-256 digests, so an \
+             .{ext} cannot be exported from it; export MD5 entries to an .{wanted} instead",
             args.output.display()
         ),
-        _ => bail!("{}: the output must end in .hdb", args.output.display()),
+        Some(ext @ ("hdb" | "hdu" | "fp")) => bail!(
+            "{}: ClamAV reads .{ext} as {}, not {verdict} entries: name the output .{wanted} for \
+             --verdict {verdict}",
+            args.output.display(),
+            match ext {
+                "hdb" => "malware signatures",
+                "hdu" => "potentially unwanted signatures",
+                _ => "its allowlist",
+            }
+        ),
+        _ => bail!(
+            "{}: the output must end in .{wanted} for --verdict {verdict}",
+            args.output.display()
+        ),
     }
     let snapshot = open_snapshot(&args.snapshot)?;
     let mut bytes = Vec::new();

@@ -1,5 +1,6 @@
 //! `repute inspect`: what a snapshot holds and how big it is.
 
+use repute::text::escape_text;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -120,7 +121,7 @@ fn print_text(out: &mut impl Write, i: &Inspection) -> Result<()> {
         "format       version {}, {} bytes",
         i.format_version, i.file_bytes
     )?;
-    writeln!(out, "generator    {}", m.generator)?;
+    writeln!(out, "generator    {}", escape_text(&m.generator))?;
     writeln!(out, "created      {} ({})", iso8601(m.created), m.created)?;
     if let Some(e) = m.expires {
         writeln!(out, "expires      {} ({e})", iso8601(e))?;
@@ -147,8 +148,8 @@ fn print_text(out: &mut impl Write, i: &Inspection) -> Result<()> {
         writeln!(
             out,
             "  {:<24} {:<10} {:<10} {:>12} keys{}",
-            f.source,
-            f.format,
+            escape_text(&f.source),
+            escape_text(&f.format),
             f.verdict,
             f.keys,
             if f.r#override { "  (override)" } else { "" }

@@ -1,10 +1,11 @@
 //! `repute lookup`: answer digests, URLs and domains from a snapshot.
 
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use repute::text::escape_text;
 use repute::url::Expressions;
 use repute::{Hit, Query, Verdict};
 use serde::Serialize;
@@ -27,7 +28,7 @@ use crate::{open_source, Outcome, Source};
 Examples:
   repute lookup bad.snap 44d88612fea8a8f36de82e1278abb02f
   repute lookup bad.snap 'HTTP://Sub.Malware.Example.COM/a/../x' example.org
-  sha256sum * | cut -d' ' -f1 | repute lookup bad.snap --format jsonl")]
+  sha256sum * | repute lookup bad.snap --format jsonl")]
 pub struct LookupArgs {
     /// The snapshot file, or an update state directory (answers come from its current
     /// base and deltas).
@@ -156,13 +157,18 @@ impl<W: Write> Answerer<'_, W> {
                 writeln!(self.out)?;
             }
             OutputFormat::Text => {
-                write!(self.out, "{input}\t{verdict}\t{kind}")?;
+                // Every field from a query or a feed is escaped: a tab or newline in one
+                // cannot forge a result line.
+                write!(self.out, "{}\t{verdict}\t{kind}", escape_text(input))?;
                 if let Some(h) = &hit {
                     let mut details = Vec::new();
-                    details.extend(h.record.name().map(|n| format!("name={n}")));
-                    details.extend(h.record.category().map(|c| format!("category={c}")));
-                    details.extend(h.record.source().map(|s| format!("source={s}")));
-                    details.push(format!("matched={}", h.matched));
+                    let field = |key: &str, value: Option<&str>| {
+                        value.map(|v| format!("{key}={}", escape_text(v)))
+                    };
+                    details.extend(field("name", h.record.name()));
+                    details.extend(field("category", h.record.category()));
+                    details.extend(field("source", h.record.source()));
+                    details.extend(field("matched", Some(&h.matched)));
                     write!(self.out, "\t{}", details.join(" "))?;
                 }
                 writeln!(self.out)?;
@@ -181,14 +187,28 @@ impl<W: Write> Answerer<'_, W> {
                 serde_json::to_writer(&mut self.out, &a)?;
                 writeln!(self.out)?;
             }
-            OutputFormat::Text => writeln!(self.out, "{input}\terror\t{reason}")?,
+            OutputFormat::Text => writeln!(
+                self.out,
+                "{}\terror\t{}",
+                escape_text(input),
+                escape_text(reason)
+            )?,
         }
         Ok(())
     }
 }
 
 pub fn run(args: LookupArgs) -> Result<Outcome> {
-    let source = open_source(&args.snapshot)?;
+    let source = match open_source(&args.snapshot) {
+        Ok(s) => s,
+        // `repute lookup QUERY SNAPSHOT`: say which argument comes first.
+        Err(e) if !args.snapshot.exists() && args.queries.iter().any(|q| Path::new(q).is_file()) => {
+            return Err(e.context(
+                "the snapshot comes first: repute lookup SNAPSHOT QUERY... (were the arguments swapped?)",
+            ))
+        }
+        Err(e) => return Err(e),
+    };
     // A state directory's layers are verified when the engine loads them.
     if let (false, Source::Snapshot(snapshot)) = (args.no_verify, &source) {
         let identity = std::fs::metadata(&args.snapshot)
@@ -227,10 +247,10 @@ pub fn run(args: LookupArgs) -> Result<Outcome> {
                 continue;
             }
             let text = String::from_utf8_lossy(&line);
-            let text = text.trim();
-            if text.is_empty() {
+            // Blank lines and `#` comments are skipped; `sha256sum` lines give their digest.
+            let Some(text) = repute::line_query(&text) else {
                 continue;
-            }
+            };
             answerer.answer(text)?;
             if interactive {
                 answerer.out.flush()?;

@@ -100,7 +100,13 @@ fn main() -> ExitCode {
         Ok(outcome) => outcome.code(),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "repute: {e:#}");
+            // Messages quote queries, feed lines and file names: escape them.
+            let message = format!("{e:#}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "repute: {}",
+                repute::text::escape_text(&message)
+            );
             Outcome::Error.code()
         }
     }

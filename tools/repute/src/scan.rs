@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use repute::scan::{ScanEvent, ScanSummary, ScannedFile, Scanner};
 use repute::Verdict;
 use serde::Serialize;
 
-use crate::{open_source, Outcome};
+use crate::{open_source, Outcome, Source};
 
 /// Scan files and directories: hash every file and look it up.
 ///
@@ -65,6 +65,10 @@ pub struct ScanArgs {
     /// Threads reading and hashing files (default: one per CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
+    /// Skip verifying the snapshot's checksums before the scan (by default the whole file
+    /// is checked first, well under a second per GB, so a damaged snapshot is an error).
+    #[arg(long)]
+    no_verify: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,6 +101,10 @@ fn parse_size(text: &str) -> Result<u64, String> {
 #[derive(Debug, Serialize)]
 struct JsonFile<'a> {
     path: &'a str,
+    /// The path's bytes in base64, when they are not UTF-8 (`path` then shows them as
+    /// `\xHH` escapes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_bytes: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,6 +131,7 @@ impl<'a> JsonFile<'a> {
     fn new(path: &'a str) -> Self {
         JsonFile {
             path,
+            path_bytes: None,
             size: None,
             md5: None,
             sha1: None,
@@ -137,13 +146,22 @@ impl<'a> JsonFile<'a> {
     }
 }
 
-/// A path for one text line: control characters (a tab or newline in a file name) escaped.
+/// A path for one text line, escaped ([`repute::text`]): control characters, bidi controls,
+/// backslashes and bytes that are not UTF-8, so every path printed can be found again.
 fn text_path(path: &std::path::Path) -> String {
-    let lossy = path.to_string_lossy();
-    if lossy.chars().any(char::is_control) {
-        lossy.chars().flat_map(char::escape_default).collect()
-    } else {
-        lossy.into_owned()
+    repute::text::escape_path(path)
+}
+
+/// A path for JSON: as it is when it is UTF-8 (JSON escapes what it must), else escaped
+/// as in text, with its bytes in base64.
+fn json_path(path: &std::path::Path) -> (String, Option<String>) {
+    let bytes = repute::text::path_bytes(path);
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => (text.to_owned(), None),
+        Err(_) => (
+            repute::text::escape_bytes(&bytes).into_owned(),
+            Some(repute::text::base64(&bytes)),
+        ),
     }
 }
 
@@ -167,9 +185,10 @@ fn write_file(out: &mut dyn Write, format: OutputFormat, file: &ScannedFile<'_>)
     let verdict = file.verdict();
     match format {
         OutputFormat::Jsonl => {
-            let path = file.path.to_string_lossy();
+            let (path, path_bytes) = json_path(&file.path);
             let [md5, sha1, sha256] = file.digests.digests();
             let mut j = JsonFile::new(&path);
+            j.path_bytes = path_bytes;
             j.size = Some(file.size());
             j.md5 = Some(md5.to_hex());
             j.sha1 = Some(sha1.to_hex());
@@ -188,9 +207,12 @@ fn write_file(out: &mut dyn Write, format: OutputFormat, file: &ScannedFile<'_>)
             write!(out, "{}\t{verdict}", text_path(&file.path))?;
             if let Some(hit) = &file.hit {
                 let mut details = Vec::new();
-                details.extend(hit.record.name().map(|n| format!("name={n}")));
-                details.extend(hit.record.category().map(|c| format!("category={c}")));
-                details.extend(hit.record.source().map(|s| format!("source={s}")));
+                let field = |key: &str, value: Option<&str>| {
+                    value.map(|v| format!("{key}={}", repute::text::escape_text(v)))
+                };
+                details.extend(field("name", hit.record.name()));
+                details.extend(field("category", hit.record.category()));
+                details.extend(field("source", hit.record.source()));
                 details.push(format!("matched={}", hit.matched));
                 write!(out, "\t{}", details.join(" "))?;
             }
@@ -208,13 +230,19 @@ fn write_error(
 ) -> Result<()> {
     match format {
         OutputFormat::Jsonl => {
-            let p = path.to_string_lossy();
+            let (p, path_bytes) = json_path(path);
             let mut j = JsonFile::new(&p);
+            j.path_bytes = path_bytes;
             j.error = Some(error.to_string());
             serde_json::to_writer(&mut *out, &j)?;
             writeln!(out)?;
         }
-        OutputFormat::Text => writeln!(out, "{}\terror\t{error}", text_path(path))?,
+        OutputFormat::Text => writeln!(
+            out,
+            "{}\terror\t{}",
+            text_path(path),
+            repute::text::escape_text(&error.to_string())
+        )?,
     }
     Ok(())
 }
@@ -277,6 +305,17 @@ fn print_summary(s: &ScanSummary) {
 
 pub fn run(args: ScanArgs) -> Result<Outcome> {
     let source = open_source(&args.snapshot)?;
+    // A state directory's layers are verified when the engine loads them.
+    if let (false, Source::Snapshot(snapshot)) = (args.no_verify, &source) {
+        // A scan reads the whole tree anyway: check the snapshot first, so that a damaged
+        // digest table cannot make a scan finish normally with wrong answers.
+        snapshot.verify().with_context(|| {
+            format!(
+                "{} is damaged (rebuild or fetch it again; --no-verify skips this check)",
+                args.snapshot.display()
+            )
+        })?;
+    }
     let snapshot = source.digests();
     let mut scanner = Scanner::new()
         .follow_symlinks(args.follow_symlinks)

@@ -447,6 +447,66 @@ fn min_records_refuses_to_publish_a_short_feed() {
     let o = run(p, &["build", "-o", "m2.snap", "--manifest", "min.toml"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(!p.join("m2.snap").exists());
+
+    // By default an empty feed, or one whose every line is malformed, fails the build
+    // naming the feed; min_records = 0 allows it.
+    std::fs::write(
+        p.join("junk.txt"),
+        "not a digest
+nor this
+",
+    )
+    .unwrap();
+    for feed in ["hashes::empty.txt", "hashes::junk.txt"] {
+        let o = run(p, &["build", "-o", "m3.snap", "--feed", feed]);
+        assert_eq!(o.status.code(), Some(2), "{feed}");
+        let name = feed.trim_start_matches("hashes::");
+        assert!(
+            stderr(&o).contains(&format!("feed {name} yielded 0 good records")),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!p.join("m3.snap").exists());
+    }
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "m3.snap",
+            "--min-records",
+            "0",
+            "--feed",
+            "hashes::empty.txt",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(
+        p.join("zero.toml"),
+        "[[feed]]\nformat = \"hashes\"\npath = \"empty.txt\"\nmin_records = 0\n",
+    )
+    .unwrap();
+    let o = run(p, &["build", "-o", "m4.snap", "--manifest", "zero.toml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A refused entry (a whole public suffix) counts once, as malformed.
+    std::fs::write(p.join("ps.txt"), "co.uk\nok.example\n").unwrap();
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "m5.snap",
+            "--report",
+            "json",
+            "--feed",
+            "domains::ps.txt",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["build"]["refused"], 0, "{report}");
+    assert_eq!(report["feeds"][0]["malformed"], 1, "{report}");
 }
 
 #[test]
@@ -612,4 +672,184 @@ fn clamav_export_round_trips() {
     let o = run(p, &["export", "--clamav", "all.snap", "out.hsb"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("fingerprints"), "{}", stderr(&o));
+
+    // Trusted entries go to ClamAV's allowlist, never to a signature file: the .fp loads
+    // back as trusted (an override), and an .hdb of trusted entries is refused.
+    let o = run(
+        p,
+        &[
+            "export",
+            "--clamav",
+            "--verdict",
+            "trusted",
+            "all.snap",
+            "out.hdb",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("name the output .fp"), "{}", stderr(&o));
+    let o = run(
+        p,
+        &[
+            "export",
+            "--clamav",
+            "--verdict",
+            "trusted",
+            "all.snap",
+            "good.fp",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fp = std::fs::read_to_string(p.join("good.fp")).unwrap();
+    assert!(
+        fp.starts_with("d41d8cd98f00b204e9800998ecf8427e:*:"),
+        "{fp}"
+    );
+    let o = run(p, &["build", "-o", "fp.snap", "--feed", "clamav::good.fp"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(
+        p,
+        &["lookup", "fp.snap", "d41d8cd98f00b204e9800998ecf8427e"],
+    );
+    assert!(stdout(&o).contains("\ttrusted\t"), "{}", stdout(&o));
+    let o = run(
+        p,
+        &[
+            "export",
+            "--clamav",
+            "--verdict",
+            "suspicious",
+            "all.snap",
+            "pua.hdb",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(".hdu"), "{}", stderr(&o));
+    let o = run(
+        p,
+        &[
+            "export",
+            "--clamav",
+            "--verdict",
+            "known",
+            "all.snap",
+            "k.fp",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn checksum_tool_lines_prefixes_and_bad_queries() {
+    let dir = feeds();
+    let p = dir.path();
+    assert!(build_all(p, "all.snap").status.success());
+    // `sha256sum FILE | repute lookup SNAP`: the real tool's output, comments and blanks.
+    std::fs::write(
+        p.join("eicar.com"),
+        r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*",
+    )
+    .unwrap();
+    let sums = Command::new("sha256sum")
+        .current_dir(p)
+        .arg("eicar.com")
+        .output()
+        .unwrap();
+    assert!(sums.status.success());
+    let input = format!("# checksums\n\n{}", String::from_utf8(sums.stdout).unwrap());
+    let o = run_stdin(p, &["lookup", "all.snap", "--format", "jsonl"], &input);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(line["query"], EICAR_SHA256);
+    assert_eq!(line["type"], "sha256");
+    assert_eq!(line["verdict"], "malicious");
+
+    let prefixed = format!("md5:{EICAR_MD5}");
+    let o = run(p, &["lookup", "all.snap", &prefixed]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+
+    for (query, says) in [
+        ("hello world!!", "not a valid host"),
+        ("deadbeef", "8 hex digits"),
+        (&EICAR_MD5[..31], "32 (MD5), 40 (SHA-1) or 64 (SHA-256)"),
+        ("0x275a021bbfb6489e54d471899f7db9d1", "ends in a number"),
+    ] {
+        let o = run(p, &["lookup", "all.snap", query]);
+        assert_eq!(o.status.code(), Some(2), "{query}: {}", stdout(&o));
+        assert!(stdout(&o).contains(says), "{query}: {}", stdout(&o));
+    }
+}
+
+#[test]
+fn feed_and_query_text_is_escaped_when_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("forged.jsonl"),
+        format!(
+            "{{\"md5\": \"{EICAR_MD5}\", \"name\": \"x\\tmalicious\\tname=Injected\\nforged\\u001b[2J\", \"category\": \"rlo\\u202eexe\\u2028\"}}\n\
+             {{\"md5\": \"zz\\u0007\\u0000\\u001b\"}}\n"
+        ),
+    )
+    .unwrap();
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "f.snap",
+            "--feed",
+            "jsonl:malicious:forged.jsonl",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = stderr(&o);
+    assert!(
+        !report.contains(['\u{7}', '\0', '\u{1b}']),
+        "raw control bytes in the build report: {report:?}"
+    );
+
+    let o = run(
+        p,
+        &[
+            "lookup",
+            "f.snap",
+            EICAR_MD5,
+            "evil\u{1b}]0;x\u{7}\r.example",
+        ],
+    );
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    assert_eq!(lines[0].split('\t').count(), 4, "{out:?}");
+    assert!(
+        lines[0].contains("name=x\\tmalicious\\tname=Injected\\nforged\\x1B[2J"),
+        "{out:?}"
+    );
+    assert!(
+        lines[0].contains("category=rlo\\u{202E}exe\\u{2028}"),
+        "{out:?}"
+    );
+    assert!(
+        lines[1].starts_with("evil\\x1B]0;x\\x07\\r.example\terror\t"),
+        "{out:?}"
+    );
+    assert!(
+        !out.contains(['\u{1b}', '\u{7}', '\r', '\u{202e}']),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn swapped_lookup_arguments_get_a_hint() {
+    let dir = feeds();
+    let p = dir.path();
+    assert!(build_all(p, "all.snap").status.success());
+    let o = run(p, &["lookup", EICAR_MD5, "all.snap"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("the snapshot comes first"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -412,3 +412,99 @@ fn scan_help_documents_the_options() {
         assert!(help.contains(option), "{option} in help");
     }
 }
+
+#[test]
+fn every_printed_path_can_be_found_again() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = setup();
+    let p = dir.path();
+    let names: [&[u8]; 5] = [
+        b"evil\xff.exe",
+        b"evil\xfe.exe",
+        b"a\nb",
+        b"a\\nb",
+        b"x\tmalicious\tname=Injected",
+    ];
+    fs::create_dir(p.join("odd")).unwrap();
+    for name in names {
+        fs::write(p.join("odd").join(std::ffi::OsStr::from_bytes(name)), EICAR).unwrap();
+    }
+    let o = run(p, &["scan", "bad.snap", "odd"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = stdout(&o);
+    let mut paths: Vec<&str> = text
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "odd/a\\\\nb",
+            "odd/a\\nb",
+            "odd/evil\\xFE.exe",
+            "odd/evil\\xFF.exe",
+            "odd/x\\tmalicious\\tname=Injected",
+        ],
+        "{text}"
+    );
+    assert!(text.lines().all(|l| l.split('\t').count() == 3), "{text}");
+
+    let o = run(p, &["scan", "bad.snap", "odd", "--format", "jsonl"]);
+    let files = jsonl(&o);
+    let mut found: Vec<Vec<u8>> = Vec::new();
+    for f in &files {
+        let path = f["path"].as_str().unwrap();
+        let bytes = match f.get("path_bytes") {
+            Some(b64) => {
+                let out = Command::new("base64")
+                    .arg("-d")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .and_then(|mut c| {
+                        use std::io::Write;
+                        c.stdin
+                            .take()
+                            .unwrap()
+                            .write_all(b64.as_str().unwrap().as_bytes())?;
+                        c.wait_with_output()
+                    })
+                    .unwrap();
+                assert!(path.contains("\\xF"), "{path}");
+                out.stdout
+            }
+            None => path.as_bytes().to_vec(),
+        };
+        found.push(bytes);
+    }
+    found.sort();
+    let mut want: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| [b"odd/".as_slice(), n].concat())
+        .collect();
+    want.sort();
+    assert_eq!(found, want);
+}
+
+#[test]
+fn a_damaged_snapshot_is_refused_before_the_scan() {
+    let dir = setup();
+    let p = dir.path();
+    fs::write(p.join("one"), EICAR).unwrap();
+    // Damage the whole-file digest in the trailer: lookups still work, verify does not.
+    let mut bytes = fs::read(p.join("bad.snap")).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x01;
+    fs::write(p.join("damaged.snap"), &bytes).unwrap();
+    let o = run(p, &["scan", "damaged.snap", "one"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("damaged.snap is damaged"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    let o = run(p, &["scan", "damaged.snap", "one", "--no-verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
