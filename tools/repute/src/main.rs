@@ -3,10 +3,12 @@
 //! The binary owns the terminal: the library never prints. Exit codes follow clamscan:
 //! 0 nothing malicious found, 1 something malicious found, 2 an error.
 
+mod atomic;
 mod bench;
 mod build;
 mod export;
 mod inspect;
+mod keys;
 mod lookup;
 mod policy;
 mod scan;
@@ -49,6 +51,8 @@ enum Command {
     Scan(scan::ScanArgs),
     Inspect(inspect::InspectArgs),
     Verify(verify::VerifyArgs),
+    Keygen(keys::KeygenArgs),
+    Sign(keys::SignArgs),
 }
 
 /// What a command found, mapped to the exit code.
@@ -79,6 +83,8 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Keygen(args) => keys::run_keygen(args),
+        Command::Sign(args) => keys::run_sign(args),
     };
     match result {
         Ok(outcome) => outcome.code(),
