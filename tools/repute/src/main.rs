@@ -11,6 +11,7 @@ mod inspect;
 mod keys;
 mod lookup;
 mod policy;
+mod publish;
 mod scan;
 mod verify;
 
@@ -53,6 +54,7 @@ enum Command {
     Verify(verify::VerifyArgs),
     Keygen(keys::KeygenArgs),
     Sign(keys::SignArgs),
+    Publish(publish::PublishArgs),
 }
 
 /// What a command found, mapped to the exit code.
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Keygen(args) => keys::run_keygen(args),
         Command::Sign(args) => keys::run_sign(args),
+        Command::Publish(args) => publish::run(args),
     };
     match result {
         Ok(outcome) => outcome.code(),
