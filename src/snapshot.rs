@@ -378,9 +378,25 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         hex
     }
 
+    /// Whether the file is a delta ([`crate::delta`]) rather than a whole snapshot.
+    pub fn is_delta(&self) -> bool {
+        self.layout.flags & crate::format::FLAG_DELTA != 0
+    }
+
+    /// The bytes of one section, when the file has it.
+    pub(crate) fn section_bytes(&self, kind: SectionKind) -> Option<&[u8]> {
+        let s = self.layout.section(kind)?;
+        self.data.as_ref().get(s.range())
+    }
+
     /// The underlying bytes.
     pub fn as_bytes(&self) -> &[u8] {
         self.data.as_ref()
+    }
+
+    /// Gives back the storage.
+    pub fn into_storage(self) -> D {
+        self.data
     }
 
     /// The storage the snapshot reads from.
@@ -458,6 +474,9 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             let _ = self.urls_checked.set(true);
         }
         self.metadata()?;
+        if self.is_delta() {
+            crate::delta::verify_delta_sections(self)?;
+        }
         Ok(())
     }
 
@@ -509,6 +528,12 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     #[inline]
     pub fn filter_may_contain(&self, digest: &Digest) -> bool {
         self.filter().may_contain(digest.key_hash())
+    }
+
+    /// Whether the filter lets a key hash through (digest or URL expression).
+    #[inline]
+    pub(crate) fn filter_may_contain_hash(&self, hash: KeyHash) -> bool {
+        self.filter().may_contain(hash)
     }
 
     /// Looks up one digest. Never allocates.

@@ -419,12 +419,6 @@ impl SnapshotKind {
     }
 }
 
-/// Base or delta. This build opens full snapshots only (a delta's required-feature flag
-/// is refused by [`Snapshot::open`]), so every snapshot it can sign is a base.
-fn snapshot_kind<D: AsRef<[u8]>>(_snapshot: &Snapshot<D>) -> SnapshotKind {
-    SnapshotKind::Base
-}
-
 /// What the trusted comment of a snapshot signature says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotComment {
@@ -439,7 +433,11 @@ pub struct SnapshotComment {
 impl SnapshotComment {
     /// Describes a snapshot (computes its identity: O(file size)).
     pub fn of<D: AsRef<[u8]>>(snapshot: &Snapshot<D>) -> Result<SnapshotComment> {
-        let kind = snapshot_kind(snapshot);
+        let kind = if snapshot.delta_info()?.is_some() {
+            SnapshotKind::Delta
+        } else {
+            SnapshotKind::Base
+        };
         Ok(SnapshotComment {
             sequence: snapshot.metadata()?.sequence,
             identity: snapshot.identity(),
