@@ -445,7 +445,7 @@ impl SnapshotComment {
         })
     }
 
-    /// Reads a trusted comment written by [`SnapshotComment::to_string`].
+    /// Reads a trusted comment in the form this type displays as.
     pub fn parse(comment: &TrustedComment) -> Result<SnapshotComment> {
         let bad = || {
             sig_error(format!(
