@@ -43,6 +43,7 @@ pub mod format;
 mod query;
 mod record;
 pub mod scan;
+pub mod sign;
 mod snapshot;
 pub mod text;
 pub mod url;

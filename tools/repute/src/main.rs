@@ -4,14 +4,17 @@
 //! 0 nothing malicious found, 1 something malicious found, 2 an error.
 
 mod apikey;
+mod atomic;
 mod bench;
 mod build;
 mod diff;
 mod export;
 mod inspect;
+mod keys;
 mod lookup;
 mod merge;
 mod policy;
+mod publish;
 mod scan;
 mod serve;
 mod verified;
@@ -55,6 +58,9 @@ enum Command {
     Scan(scan::ScanArgs),
     Inspect(inspect::InspectArgs),
     Verify(verify::VerifyArgs),
+    Keygen(keys::KeygenArgs),
+    Sign(keys::SignArgs),
+    Publish(publish::PublishArgs),
     Diff(diff::DiffArgs),
     Merge(merge::MergeArgs),
     Serve(serve::ServeArgs),
@@ -90,6 +96,9 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Keygen(args) => keys::run_keygen(args),
+        Command::Sign(args) => keys::run_sign(args),
+        Command::Publish(args) => publish::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Merge(args) => merge::run(args),
         Command::Serve(args) => serve::run(args),

@@ -12,11 +12,18 @@ use crate::{open_snapshot, Outcome};
 /// Fully check a snapshot: every section checksum, the whole-file digest, and every
 /// structural invariant (sorted tables, record and string references, the URL FST).
 ///
-/// Exit 0 when the file is intact; 2 with a message naming the damaged section otherwise.
+/// With --public-key, also check SNAPSHOT.minisig: a minisign signature by that key whose
+/// trusted comment names this snapshot's sequence and identity.
+///
+/// Exit 0 when the file is intact (and signed); 2 with a message naming the damaged section,
+/// or why the signature is missing or refused, otherwise.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The snapshot file.
     snapshot: PathBuf,
+    /// A minisign public key file: require a valid signature SNAPSHOT.minisig by it.
+    #[arg(short = 'p', long)]
+    public_key: Option<PathBuf>,
 }
 
 pub fn run(args: VerifyArgs) -> Result<Outcome> {
@@ -25,15 +32,43 @@ pub fn run(args: VerifyArgs) -> Result<Outcome> {
     snapshot
         .verify()
         .with_context(|| format!("{} is damaged", args.snapshot.display()))?;
+    let signed = match &args.public_key {
+        None => String::new(),
+        Some(key) => {
+            let public = repute::sign::PublicKey::from_file(key)?;
+            let sig_path = repute::sign::signature_path(&args.snapshot);
+            let text = match std::fs::read_to_string(&sig_path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    anyhow::bail!(
+                        "{}: signature missing: {} does not exist",
+                        args.snapshot.display(),
+                        sig_path.display()
+                    )
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot read {}", sig_path.display()))
+                }
+            };
+            let comment = repute::sign::verify_snapshot(&public, &snapshot, &text)
+                .with_context(|| format!("{}: signature refused", sig_path.display()))?;
+            format!(
+                ", signed by key {}: sequence {}",
+                public.key_id(),
+                comment.sequence
+            )
+        }
+    };
     let elapsed = started.elapsed().as_secs_f64();
     let bytes = snapshot.as_bytes().len();
     writeln!(
         std::io::stdout(),
-        "{}: ok ({} bytes, {} sections, verified in {:.3}s)",
+        "{}: ok ({} bytes, {} sections, verified in {:.3}s{})",
         args.snapshot.display(),
         bytes,
         snapshot.sections().len(),
-        elapsed
+        elapsed,
+        signed
     )?;
     Ok(Outcome::Clean)
 }
