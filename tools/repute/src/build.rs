@@ -309,6 +309,7 @@ struct JsonReport<'a> {
 }
 
 pub fn run(args: BuildArgs) -> Result<Outcome> {
+    repute::build::publish::remove_on_signals();
     let mut specs: Vec<FeedSpec> = Vec::new();
     if let Some(m) = &args.manifest {
         specs.extend(read_manifest(m, args.strict)?);
