@@ -93,6 +93,10 @@ pub struct BuildArgs {
     /// Directory for spilled runs [default: the output's directory].
     #[arg(long, value_name = "DIR")]
     temp_dir: Option<PathBuf>,
+    /// Refuse a compressed feed that expands more than this many times its compressed size
+    /// (a decompression bomb).
+    #[arg(long, value_name = "RATIO", default_value_t = repute::feeds::DEFAULT_MAX_EXPANSION)]
+    max_expansion: u64,
     /// Fail when any feed yields fewer good records than this (an empty or truncated
     /// download must not publish an empty snapshot); a manifest can set it per feed.
     #[arg(long, value_name = "N")]
@@ -339,6 +343,9 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
         .bits_per_key(args.filter_bits);
     let show_progress = std::io::stderr().is_terminal();
     let mut reports = Vec::new();
+    for spec in &mut specs {
+        spec.options.max_expansion = args.max_expansion;
+    }
     for spec in &specs {
         let total = std::fs::metadata(&spec.path).map(|m| m.len()).unwrap_or(0);
         let bar = if show_progress {
