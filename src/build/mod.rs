@@ -16,6 +16,7 @@
 //! fsync, rename, fsync of the directory. A failed build never leaves a partial snapshot at
 //! the output path.
 
+pub mod publish;
 mod sorter;
 
 use std::collections::{BTreeMap, HashMap};
@@ -450,27 +451,20 @@ impl SnapshotBuilder {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".repute-")
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io(&dir, e))?;
-        let file = tmp
-            .as_file()
-            .try_clone()
-            .map_err(|e| Error::io(tmp.path(), e))?;
+        let tmp = publish::TempOutput::create(&dir).map_err(|e| Error::io(&dir, e))?;
+        let file = tmp.file().try_clone().map_err(|e| Error::io(&dir, e))?;
         // Temporary files are created private; a published snapshot is read by every agent.
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             file.set_permissions(std::fs::Permissions::from_mode(0o644))
-                .map_err(|e| Error::io(tmp.path(), e))?;
+                .map_err(|e| Error::io(&dir, e))?;
+        }
+        if let Some(spill) = &self.temp_dir {
+            let _ = publish::remove_stale(spill);
         }
         let (_, report) = self.write_to(file, progress)?;
-        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
+        tmp.persist(path).map_err(|e| Error::io(path, e))?;
         Ok(report)
     }
 
@@ -617,6 +611,17 @@ impl SnapshotBuilder {
         report.keys.insert("url".into(), url_count);
         report.keys.insert("domain".into(), domain_count);
         report.verdicts = verdicts;
+        // Exact repeats the sorter merged before the merge saw them.
+        for (id, n) in self.digests.compacted() {
+            tally.duplicates += n;
+            if let Some(r) = records.get(*id as usize) {
+                tally
+                    .sources
+                    .entry(r.source.clone())
+                    .or_default()
+                    .duplicates += n;
+            }
+        }
         report.duplicates = tally.duplicates;
         report.conflicts = tally.conflicts;
         report.overrides = tally.overrides;
@@ -794,18 +799,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".repute-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    let tmp = publish::TempOutput::create(dir).map_err(|e| Error::io(dir, e))?;
+    tmp.file().write_all(bytes).map_err(|e| Error::io(dir, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e))
 }

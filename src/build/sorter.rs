@@ -51,6 +51,10 @@ pub(crate) struct RunSorter {
     runs: Vec<File>,
     dir: PathBuf,
     total: u64,
+    /// Whether the last compaction removed enough duplicates to try again before growing.
+    compact_pays: bool,
+    /// Exact duplicates dropped by compaction, per record id.
+    compacted: std::collections::BTreeMap<u32, u64>,
 }
 
 impl RunSorter {
@@ -63,6 +67,8 @@ impl RunSorter {
             runs: Vec::new(),
             dir: dir.to_path_buf(),
             total: 0,
+            compact_pays: true,
+            compacted: std::collections::BTreeMap::new(),
         }
     }
 
@@ -79,19 +85,53 @@ impl RunSorter {
     }
 
     pub fn push(&mut self, entry: DigestEntry) -> io::Result<()> {
-        if self.buffer.len() >= self.capacity {
-            self.spill()?;
+        if self.buffer.len() == self.buffer.capacity() && !self.buffer.is_empty() {
+            // About to grow (or full): drop exact duplicates first, when the last time paid.
+            let full = self.buffer.len() >= self.capacity;
+            if full || self.compact_pays {
+                let before = self.buffer.len();
+                self.compact();
+                // Worth doing again while it removes at least a tenth.
+                self.compact_pays = self.buffer.len() * 10 <= before * 9;
+            }
+            if self.buffer.len() >= self.capacity {
+                self.spill()?;
+            }
         }
         if self.buffer.capacity() == 0 {
             self.buffer.reserve(self.capacity.min(1 << 20));
+        } else if self.buffer.len() == self.buffer.capacity() {
+            let room = self.capacity.saturating_sub(self.buffer.len()).max(1);
+            self.buffer.reserve_exact(self.buffer.len().min(room));
         }
         self.buffer.push(entry);
         self.total += 1;
         Ok(())
     }
 
+    /// Sorts the buffer and drops exact duplicates (same key and record id): a feed that
+    /// repeats one digest a billion times holds one entry, never spills.
+    fn compact(&mut self) {
+        self.buffer.sort_unstable();
+        let before = self.buffer.len();
+        let compacted = &mut self.compacted;
+        self.buffer.dedup_by(|a, b| {
+            let same = a == b;
+            if same {
+                *compacted.entry(a.id).or_default() += 1;
+            }
+            same
+        });
+        self.total -= (before - self.buffer.len()) as u64;
+    }
+
+    /// Exact duplicates merged so far (same key, same record id), per record id.
+    pub fn compacted(&self) -> &std::collections::BTreeMap<u32, u64> {
+        &self.compacted
+    }
+
     fn spill(&mut self) -> io::Result<()> {
-        self.buffer.sort_unstable_by_key(DigestEntry::sort_key);
+        self.compact();
         let file = tempfile::tempfile_in(&self.dir)?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         let mut b = [0u8; DigestEntry::BYTES];
@@ -107,9 +147,10 @@ impl RunSorter {
     }
 
     /// Every entry, sorted by (kind, fingerprint); entries with equal keys are adjacent.
-    /// The sorter keeps its entries, so it can be merged again.
+    /// Exact duplicates (same key and record id) within one run are merged. The sorter
+    /// keeps its entries, so it can be merged again.
     pub fn sorted(&mut self) -> io::Result<Merged<'_>> {
-        self.buffer.sort_unstable_by_key(DigestEntry::sort_key);
+        self.compact();
         let memory = self.buffer.iter().copied();
         let mut readers: Vec<BufReader<File>> = Vec::new();
         for run in &self.runs {
@@ -193,6 +234,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn repeated_entries_never_spill() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sorter = RunSorter::new(0, dir.path()); // 1024 entries per run
+        let e = |id| DigestEntry {
+            kind: 0,
+            hi: 7,
+            lo: 9,
+            id,
+        };
+        for i in 0..1_000_000u32 {
+            sorter.push(e(i % 2)).unwrap();
+        }
+        assert_eq!(sorter.spilled_runs(), 0);
+        assert!(sorter.buffer.capacity() <= 1024);
+        let mut merged = sorter.sorted().unwrap();
+        assert_eq!(merged.next_entry().unwrap(), Some(e(0)));
+        assert_eq!(merged.next_entry().unwrap(), Some(e(1)));
+        assert_eq!(merged.next_entry().unwrap(), None);
+        assert_eq!(sorter.len(), 2);
+        assert_eq!(sorter.compacted().values().sum::<u64>(), 1_000_000 - 2);
+    }
+
+    #[test]
     fn spilled_merge_equals_in_memory_sort() {
         let dir = tempfile::tempdir().unwrap();
         let mut sorter = RunSorter::new(0, dir.path()); // capacity floor: 1024 entries per run
@@ -211,6 +275,7 @@ mod tests {
             sorter.push(e).unwrap();
         }
         assert!(sorter.spilled_runs() >= 9);
+        sorter.compact_pays = false;
         let mut merged = sorter.sorted().unwrap();
         let mut got = Vec::new();
         while let Some(e) = merged.next_entry().unwrap() {

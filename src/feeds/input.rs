@@ -121,6 +121,51 @@ impl<R: Seek> Seek for CountingReader<R> {
     }
 }
 
+/// Bytes a compressed feed may always expand to, whatever the ratio (small files with long
+/// runs compress far better than 1000:1).
+const EXPANSION_FLOOR: u64 = 16 << 20;
+
+/// Fails the read once the decompressed bytes exceed `ratio` times the compressed bytes read
+/// so far (and a 16 MiB floor): a decompression bomb ends with a clear error, not a full disk.
+#[derive(Debug)]
+pub(crate) struct ExpansionLimit<R> {
+    inner: R,
+    compressed: Rc<Cell<u64>>,
+    ratio: u64,
+    out: u64,
+}
+
+impl<R> ExpansionLimit<R> {
+    pub(crate) fn new(inner: R, compressed: Rc<Cell<u64>>, ratio: u64) -> Self {
+        ExpansionLimit {
+            inner,
+            compressed,
+            ratio,
+            out: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for ExpansionLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        let compressed = self.compressed.get();
+        let allowed = compressed.saturating_mul(self.ratio).max(EXPANSION_FLOOR);
+        if self.out > allowed {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "compressed input expands more than {}:1 ({} bytes from {compressed}); \
+                     a decompression bomb? (--max-expansion allows more)",
+                    self.ratio, self.out
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 /// Picks the ZIP member to read: the first whose name ends in `.csv`, else the first file.
 pub(crate) fn zip_member<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Option<usize> {
     let names: Vec<(usize, &str)> = (0..archive.len())

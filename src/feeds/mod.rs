@@ -47,6 +47,7 @@ mod values;
 use std::fmt;
 use std::io::Read;
 use std::path::Path;
+use std::rc::Rc;
 use std::str::FromStr;
 
 pub use clamav::{clamav_md5_extension, export_clamav, export_clamav_md5};
@@ -189,7 +190,13 @@ pub struct FeedOptions {
     pub online_only: bool,
     /// `csv` only: which columns hold what (default: a header row naming the `jsonl` fields).
     pub columns: Option<CsvColumns>,
+    /// Compressed feeds: the most decompressed bytes per compressed byte read before the
+    /// feed is refused as a decompression bomb (default [`DEFAULT_MAX_EXPANSION`]).
+    pub max_expansion: u64,
 }
+
+/// Default of [`FeedOptions::max_expansion`]: real feeds compress 2-20:1.
+pub const DEFAULT_MAX_EXPANSION: u64 = 1000;
 
 impl FeedOptions {
     /// Options for a format, everything else default.
@@ -203,6 +210,7 @@ impl FeedOptions {
             strict: false,
             online_only: false,
             columns: None,
+            max_expansion: DEFAULT_MAX_EXPANSION,
         }
     }
 }
@@ -453,9 +461,17 @@ pub fn read_feed(
     };
     let outcome = match container {
         Container::Plain => feed_lines.read(counted),
-        Container::Gzip => feed_lines.read(flate2::read::MultiGzDecoder::new(counted)),
+        Container::Gzip => feed_lines.read(input::ExpansionLimit::new(
+            flate2::read::MultiGzDecoder::new(counted),
+            Rc::clone(&count),
+            options.max_expansion,
+        )),
         Container::Zstd => match zstd::stream::read::Decoder::new(counted) {
-            Ok(decoder) => feed_lines.read(decoder),
+            Ok(decoder) => feed_lines.read(input::ExpansionLimit::new(
+                decoder,
+                Rc::clone(&count),
+                options.max_expansion,
+            )),
             Err(e) => Err((0, format!("cannot start Zstandard decoding: {e}"))),
         },
         Container::Zip => {
@@ -466,7 +482,11 @@ pub fn read_feed(
             let member = archive
                 .by_index(index)
                 .map_err(|e| fail(0, &format!("cannot read the ZIP member: {e}")))?;
-            feed_lines.read(member)
+            feed_lines.read(input::ExpansionLimit::new(
+                member,
+                Rc::clone(&count),
+                options.max_expansion,
+            ))
         }
         Container::Sqlite => Err((0, "unreachable: SQLite handled above".into())),
     };

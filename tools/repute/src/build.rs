@@ -102,6 +102,10 @@ pub struct BuildArgs {
     /// Directory for spilled runs [default: the output's directory].
     #[arg(long, value_name = "DIR")]
     temp_dir: Option<PathBuf>,
+    /// Refuse a compressed feed that expands more than this many times its compressed size
+    /// (a decompression bomb).
+    #[arg(long, value_name = "RATIO", default_value_t = repute::feeds::DEFAULT_MAX_EXPANSION)]
+    max_expansion: u64,
     /// Fail when any feed yields fewer good records than this (default 1: an empty or
     /// truncated download must not publish an empty snapshot; 0 allows an empty feed); a
     /// manifest can set it per feed.
@@ -319,6 +323,7 @@ struct JsonReport<'a> {
 }
 
 pub fn run(args: BuildArgs) -> Result<Outcome> {
+    repute::build::publish::remove_on_signals();
     let mut specs: Vec<FeedSpec> = Vec::new();
     if let Some(m) = &args.manifest {
         specs.extend(read_manifest(m, args.strict)?);
@@ -355,6 +360,9 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
         .bits_per_key(args.filter_bits);
     let show_progress = std::io::stderr().is_terminal();
     let mut reports = Vec::new();
+    for spec in &mut specs {
+        spec.options.max_expansion = args.max_expansion;
+    }
     for spec in &specs {
         let total = std::fs::metadata(&spec.path).map(|m| m.len()).unwrap_or(0);
         let bar = if show_progress {

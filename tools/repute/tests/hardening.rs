@@ -135,3 +135,112 @@ fn lookup_reports_an_over_long_stdin_line_without_holding_it() {
     assert_eq!(lines[2]["verdict"], "malicious");
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Every `.repute-*` name in `dir`.
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".repute-"))
+        .collect()
+}
+
+#[cfg(unix)]
+fn build_command(p: &Path) -> Command {
+    let mut c = repute(p);
+    c.args([
+        "build",
+        "-o",
+        "out/k.snap",
+        "--feed",
+        "sha256sum:malicious:big.txt",
+        "--memory",
+        "1MiB",
+        "--temp-dir",
+        "spill",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    c
+}
+
+#[cfg(unix)]
+fn big_feed(p: &Path) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(p.join("big.txt")).unwrap());
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..200_000 {
+        let mut line = String::new();
+        for _ in 0..4 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            line.push_str(&format!("{x:016x}"));
+        }
+        writeln!(f, "{line}  file").unwrap();
+    }
+    f.flush().unwrap();
+    std::fs::create_dir_all(p.join("out")).unwrap();
+    std::fs::create_dir_all(p.join("spill")).unwrap();
+}
+
+/// SIGKILL at increasing points of a build (a fixed set of delays, so the run is bounded):
+/// no temporary file is left in the output or spill directory once the next build has run.
+#[cfg(unix)]
+#[test]
+fn killed_builds_leave_no_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    big_feed(p);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..12 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut child = build_command(p).spawn().unwrap();
+        // Poll the child's progress, not the clock: kill after a random number of polls.
+        let polls = 1 + seed % (20 + round * 10);
+        for _ in 0..polls {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // The next build cleans up and publishes.
+    let o = build_command(p).output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(temp_files(&p.join("out")), Vec::<String>::new());
+    assert_eq!(temp_files(&p.join("spill")), Vec::<String>::new());
+    assert_eq!(std::fs::read_dir(p.join("spill")).unwrap().count(), 0);
+    assert!(p.join("out/k.snap").exists());
+}
+
+/// SIGTERM and SIGINT while a build writes: nothing is left, even before the next build.
+#[cfg(unix)]
+#[test]
+fn terminated_builds_remove_their_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    big_feed(p);
+    for sig in ["-TERM", "-INT"] {
+        for polls in [20u64, 60, 120, 200] {
+            let mut child = build_command(p).spawn().unwrap();
+            // Until the build writes its output (a temporary name exists, in the fallback),
+            // or a number of polls.
+            for _ in 0..polls {
+                if child.try_wait().unwrap().is_some() || !temp_files(&p.join("out")).is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let _ = Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+            assert_eq!(temp_files(&p.join("out")), Vec::<String>::new(), "{sig}");
+        }
+    }
+}
