@@ -86,6 +86,28 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A delta does not apply to the snapshot it was given.
+    #[error(
+        "delta applies to base {expected} but was given {found}; \
+         fetch the delta for this base, or the full snapshot"
+    )]
+    WrongBase {
+        /// The base identity the delta names.
+        expected: String,
+        /// The identity of the snapshot it was given.
+        found: String,
+    },
+    /// A delta is inconsistent, or a merge did not give the snapshot the delta promised.
+    #[error("delta: {0}")]
+    Delta(String),
+    /// An update state directory is unusable.
+    #[error("state directory {path}: {reason}")]
+    State {
+        /// The directory or file involved.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Building a snapshot failed for a reason other than I/O.
     #[error("build failed: {0}")]
     Build(String),

@@ -33,7 +33,9 @@
 #![deny(unsafe_code)]
 
 pub mod build;
+pub mod delta;
 pub mod digest;
+pub mod engine;
 mod error;
 pub mod feeds;
 pub mod filter;
@@ -46,6 +48,7 @@ pub mod url;
 
 pub use build::{BuildReport, FeedInfo, FeedReport, SnapshotBuilder, SourceReport};
 pub use digest::{Digest, DigestKind};
+pub use engine::{CloudState, Engine, EngineOptions, EngineStatus, Found, Policy, View};
 pub use error::{Error, Result};
 pub use format::Metadata;
 pub use query::{Query, QueryKind};

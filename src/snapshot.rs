@@ -365,9 +365,38 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         })
     }
 
+    /// The snapshot's identity: the lowercase hex SHA-256 of the whole file, computed on
+    /// each call (O(n): callers that need it often keep it). Manifests, deltas and update
+    /// state directories name snapshots by it.
+    pub fn identity(&self) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.data.as_ref());
+        let mut hex = String::with_capacity(64);
+        for b in digest.iter() {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        hex
+    }
+
+    /// Whether the file is a delta ([`crate::delta`]) rather than a whole snapshot.
+    pub fn is_delta(&self) -> bool {
+        self.layout.flags & crate::format::FLAG_DELTA != 0
+    }
+
+    /// The bytes of one section, when the file has it.
+    pub(crate) fn section_bytes(&self, kind: SectionKind) -> Option<&[u8]> {
+        let s = self.layout.section(kind)?;
+        self.data.as_ref().get(s.range())
+    }
+
     /// The underlying bytes.
     pub fn as_bytes(&self) -> &[u8] {
         self.data.as_ref()
+    }
+
+    /// Gives back the storage.
+    pub fn into_storage(self) -> D {
+        self.data
     }
 
     /// The storage the snapshot reads from.
@@ -445,6 +474,9 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             let _ = self.urls_checked.set(true);
         }
         self.metadata()?;
+        if self.is_delta() {
+            crate::delta::verify_delta_sections(self)?;
+        }
         Ok(())
     }
 
@@ -496,6 +528,12 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     #[inline]
     pub fn filter_may_contain(&self, digest: &Digest) -> bool {
         self.filter().may_contain(digest.key_hash())
+    }
+
+    /// Whether the filter lets a key hash through (digest or URL expression).
+    #[inline]
+    pub(crate) fn filter_may_contain_hash(&self, hash: KeyHash) -> bool {
+        self.filter().may_contain(hash)
     }
 
     /// Looks up one digest. Never allocates.

@@ -152,15 +152,31 @@ pub struct SourceReport {
 
 /// The record as stored, plus whether it came from an override feed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct StoredRecord {
-    verdict: u8,
-    category: Option<String>,
-    name: Option<String>,
-    source: String,
-    first_seen: Option<i64>,
-    last_seen: Option<i64>,
-    confidence: Option<u8>,
-    r#override: bool,
+pub(crate) struct StoredRecord {
+    pub verdict: u8,
+    pub category: Option<String>,
+    pub name: Option<String>,
+    pub source: String,
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub confidence: Option<u8>,
+    pub r#override: bool,
+}
+
+impl StoredRecord {
+    /// A record as a snapshot stores it (the override flag is not stored: `false`).
+    pub fn from_record(r: &crate::Record<'_>) -> Self {
+        StoredRecord {
+            verdict: r.verdict().to_byte(),
+            category: r.category().map(str::to_string),
+            name: r.name().map(str::to_string),
+            source: r.source().unwrap_or_default().to_string(),
+            first_seen: r.first_seen(),
+            last_seen: r.last_seen(),
+            confidence: r.confidence(),
+            r#override: false,
+        }
+    }
 }
 
 /// The default memory budget: a quarter of physical memory, between 256 MiB and 8 GiB.
@@ -192,6 +208,7 @@ pub struct SnapshotBuilder {
     created: i64,
     expires: Option<i64>,
     sequence: u64,
+    policy: Option<crate::Policy>,
     bits_per_key: u32,
     temp_dir: Option<PathBuf>,
 }
@@ -228,6 +245,7 @@ impl SnapshotBuilder {
             created: 0,
             expires: None,
             sequence: 0,
+            policy: None,
             bits_per_key: DEFAULT_BITS_PER_KEY,
             temp_dir: None,
         }
@@ -257,6 +275,12 @@ impl SnapshotBuilder {
     /// Sets the publisher's sequence number.
     pub fn sequence(&mut self, sequence: u64) -> &mut Self {
         self.sequence = sequence;
+        self
+    }
+
+    /// Sets the publisher's cloud policy recorded in the metadata.
+    pub fn policy(&mut self, policy: Option<crate::Policy>) -> &mut Self {
+        self.policy = policy;
         self
     }
 
@@ -626,6 +650,7 @@ impl SnapshotBuilder {
             verdicts: report.verdicts.clone(),
             records: report.records,
             filter_bits_per_key: self.bits_per_key as f64,
+            policy: self.policy.clone(),
         };
         let json = serde_json::to_vec(&metadata).map_err(|e| Error::Build(e.to_string()))?;
         out.section(SectionKind::Metadata, &json).map_err(io)?;
@@ -696,7 +721,10 @@ impl Tally {
 }
 
 /// The string and record sections, records in content order.
-fn record_sections(records: &[StoredRecord], order: &[u32]) -> Result<(Vec<u8>, Vec<u8>)> {
+pub(crate) fn record_sections(
+    records: &[StoredRecord],
+    order: &[u32],
+) -> Result<(Vec<u8>, Vec<u8>)> {
     let mut strings: Vec<&str> = Vec::new();
     for r in records {
         strings.extend(r.category.as_deref());

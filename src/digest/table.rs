@@ -497,7 +497,23 @@ impl TableWriter {
         max_entries: u64,
         temp_dir: &std::path::Path,
     ) -> std::io::Result<Self> {
-        let bits = TableBuilder::bucket_bits(max_entries as usize);
+        Self::begin_with_bits(
+            out,
+            kind,
+            TableBuilder::bucket_bits(max_entries as usize),
+            temp_dir,
+        )
+    }
+
+    /// Begins the section with a given number of bucket bits (a merge reproducing a table
+    /// written earlier uses that table's).
+    pub fn begin_with_bits(
+        out: &mut crate::format::SnapshotFile,
+        kind: crate::format::SectionKind,
+        bits: u32,
+        temp_dir: &std::path::Path,
+    ) -> std::io::Result<Self> {
+        let bits = bits.min(32);
         let section_at = out.begin(kind);
         let index_len = ((1usize << bits) + 1) * 4;
         out.zeros(align_up(HEADER + index_len) as u64)?;

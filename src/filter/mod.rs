@@ -148,6 +148,17 @@ impl BloomBuilder {
         }
     }
 
+    /// A filter of exactly `blocks` blocks (a merge reproducing a filter written earlier
+    /// uses its size).
+    pub fn with_blocks(blocks: u64, bits_per_key: u32) -> Self {
+        let count = blocks.max(1);
+        BloomBuilder {
+            words: vec![0; count as usize * 8],
+            count,
+            bits_per_key,
+        }
+    }
+
     /// Adds a key.
     #[inline]
     pub fn insert(&mut self, hash: KeyHash) {

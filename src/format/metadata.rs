@@ -26,6 +26,9 @@ pub struct Metadata {
     pub records: u64,
     /// Bloom filter bits per key.
     pub filter_bits_per_key: f64,
+    /// The publisher's cloud policy, when it set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::Policy>,
 }
 
 /// One feed's contribution.

@@ -18,7 +18,7 @@
 //! |---:|---:|---|
 //! | 0 | 8 | magic `RPUTSNAP` |
 //! | 8 | 4 | format version (`1`) |
-//! | 12 | 4 | required-feature flags; a reader refuses any bit it does not know (none in v1) |
+//! | 12 | 4 | required-feature flags; a reader refuses any bit it does not know (bit 0: delta, below) |
 //! | 16 | 4 | number of sections `n` (at most 64) |
 //! | 20 | 4 | reserved, zero |
 //! | 24 | 8 | total file length in bytes |
@@ -48,6 +48,12 @@
 //! | 18 | `sha256` | fingerprint table of SHA-256 digests |
 //! | 32 | `urls` | FST map (the `fst` crate's format 3) from URL expression keys ([`crate::url`]) to record ids |
 //!
+//! | 5 | `delta` | deltas only: JSON object [`crate::delta::DeltaInfo`] |
+//! | 33 | `removed urls` | deltas only: FST map (values 0) of the URL expression keys the delta removes |
+//! | 48 | `removed md5` | deltas only: fingerprint table (record id width 0) of the MD5 digests the delta removes |
+//! | 49 | `removed sha1` | deltas only: the same for SHA-1 |
+//! | 50 | `removed sha256` | deltas only: the same for SHA-256 |
+//!
 //! Record (32 bytes): `verdict: u8` (1 malicious, 2 suspicious, 3 trusted, 4 known),
 //! `confidence: u8` (0..=100, 255 none), `flags: u16` (zero), `category: u32`, `name: u32`,
 //! `source: u32` (string ids, `u32::MAX` none), `first_seen: i64`, `last_seen: i64` (Unix
@@ -68,6 +74,21 @@
 //! | after | w·n | record ids, `w`-byte little-endian, in fingerprint order |
 //!
 //! Bucket `i` holds the fingerprints whose top `b` bits equal `i`.
+//!
+//! ## Deltas
+//!
+//! A delta (required-feature flag bit 0, `FLAG_DELTA`) is a file in this same format that
+//! turns one snapshot (its base, named by identity: the SHA-256 of the whole file) into
+//! another (its result). Its `md5`/`sha1`/`sha256`/`urls` sections hold the keys the result
+//! adds or whose record changed, with record ids into the delta's own record table (the
+//! records those keys use, plus every record the result has and the base has not); the
+//! `removed ...` sections hold tombstones, the keys the result no longer has; its filter
+//! covers both. Its `metadata` describes the delta itself (sequence, created, expires and
+//! policy are the result's). The `delta` section names the base and result (identity and
+//! sequence) and carries what a merge needs to rebuild the result byte for byte: the
+//! result's metadata, its filter size, each table's bucket bits, and the base records the
+//! result drops. Readers that do not know the flag refuse a delta, so a delta is never
+//! mistaken for a whole snapshot.
 //!
 //! ## Guarantees
 //!
@@ -93,8 +114,10 @@ pub const MAGIC: [u8; 8] = *b"RPUTSNAP";
 pub const TRAILER_MAGIC: [u8; 8] = *b"RPUTEND\0";
 /// The format version this build writes and reads.
 pub const VERSION: u32 = 1;
+/// Required-feature flag: the file is a delta ([`crate::delta`]), not a whole snapshot.
+pub const FLAG_DELTA: u32 = 1;
 /// Required-feature flags this build knows.
-pub const KNOWN_REQUIRED_FLAGS: u32 = 0;
+pub const KNOWN_REQUIRED_FLAGS: u32 = FLAG_DELTA;
 /// Size of the fixed part of the header.
 pub const HEADER_FIXED: usize = 32;
 /// Size of one section table entry.
@@ -124,6 +147,8 @@ pub enum SectionKind {
     Strings = 3,
     /// Record table.
     Records = 4,
+    /// Delta description (JSON), in deltas only.
+    Delta = 5,
     /// MD5 fingerprint table.
     Md5 = 16,
     /// SHA-1 fingerprint table.
@@ -132,19 +157,32 @@ pub enum SectionKind {
     Sha256 = 18,
     /// URL/domain FST.
     Urls = 32,
+    /// URL/domain expressions a delta removes (FST), in deltas only.
+    UrlsRemoved = 33,
+    /// MD5 fingerprints a delta removes, in deltas only.
+    Md5Removed = 48,
+    /// SHA-1 fingerprints a delta removes, in deltas only.
+    Sha1Removed = 49,
+    /// SHA-256 fingerprints a delta removes, in deltas only.
+    Sha256Removed = 50,
 }
 
 impl SectionKind {
     /// All kinds this build knows.
-    pub const ALL: [SectionKind; 8] = [
+    pub const ALL: [SectionKind; 13] = [
         SectionKind::Metadata,
         SectionKind::Filter,
         SectionKind::Strings,
         SectionKind::Records,
+        SectionKind::Delta,
         SectionKind::Md5,
         SectionKind::Sha1,
         SectionKind::Sha256,
         SectionKind::Urls,
+        SectionKind::UrlsRemoved,
+        SectionKind::Md5Removed,
+        SectionKind::Sha1Removed,
+        SectionKind::Sha256Removed,
     ];
 
     /// The kind for a numeric code.
@@ -163,6 +201,11 @@ impl SectionKind {
             SectionKind::Sha1 => "sha1 table",
             SectionKind::Sha256 => "sha256 table",
             SectionKind::Urls => "url fst",
+            SectionKind::Delta => "delta",
+            SectionKind::UrlsRemoved => "removed urls",
+            SectionKind::Md5Removed => "removed md5",
+            SectionKind::Sha1Removed => "removed sha1",
+            SectionKind::Sha256Removed => "removed sha256",
         }
     }
 }

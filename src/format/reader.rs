@@ -25,6 +25,8 @@ impl SectionRef {
 pub(crate) struct Layout {
     pub sections: Vec<SectionRef>,
     pub file_len: usize,
+    /// The required-feature flags (all known to this build).
+    pub flags: u32,
 }
 
 fn truncated(what: &'static str, needed: usize, available: usize) -> Error {
@@ -170,6 +172,7 @@ impl Layout {
         Ok(Layout {
             sections,
             file_len: len,
+            flags: required,
         })
     }
 

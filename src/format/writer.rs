@@ -65,6 +65,7 @@ pub(crate) struct SnapshotFile {
     placed: Vec<Placed>,
     open: Option<(SectionKind, u64)>,
     count: usize,
+    flags: u32,
 }
 
 fn header_len(sections: usize) -> usize {
@@ -83,7 +84,13 @@ impl SnapshotFile {
             placed: Vec::with_capacity(sections),
             open: None,
             count: sections,
+            flags: 0,
         })
+    }
+
+    /// Sets the required-feature flags written in the header (e.g. [`FLAG_DELTA`]).
+    pub fn set_required_flags(&mut self, flags: u32) {
+        self.flags = flags;
     }
 
     /// Starts a section; returns its file offset.
@@ -175,7 +182,7 @@ impl SnapshotFile {
         let mut header = Vec::with_capacity(header_len(placed.len()));
         header.extend_from_slice(&MAGIC);
         header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&0u32.to_le_bytes());
+        header.extend_from_slice(&self.flags.to_le_bytes());
         header.extend_from_slice(&(placed.len() as u32).to_le_bytes());
         header.extend_from_slice(&0u32.to_le_bytes());
         header.extend_from_slice(&file_len.to_le_bytes());

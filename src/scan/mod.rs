@@ -69,6 +69,27 @@ pub const DEFAULT_BUFFER_SIZE: usize = 256 * 1024;
 /// Paths queued per worker thread between the walk and the workers.
 const QUEUE_PER_THREAD: usize = 4;
 
+/// Anything that answers digest lookups: a [`Snapshot`], or an engine's [`crate::View`]
+/// (base and deltas).
+pub trait DigestSource {
+    /// The record of one digest, when listed.
+    fn lookup_digest(&self, digest: &crate::Digest) -> Option<Record<'_>>;
+}
+
+impl<D: AsRef<[u8]>> DigestSource for Snapshot<D> {
+    #[inline]
+    fn lookup_digest(&self, digest: &crate::Digest) -> Option<Record<'_>> {
+        Snapshot::lookup_digest(self, digest)
+    }
+}
+
+impl DigestSource for crate::View {
+    #[inline]
+    fn lookup_digest(&self, digest: &crate::Digest) -> Option<Record<'_>> {
+        crate::View::lookup_digest(self, digest)
+    }
+}
+
 /// A digest of a file found in a snapshot: the record and which digest matched.
 #[derive(Debug, Clone, Copy)]
 pub struct DigestHit<'s> {
@@ -81,8 +102,8 @@ pub struct DigestHit<'s> {
 /// Looks up a file's three digests and returns the strongest answer: malicious > suspicious >
 /// trusted > known. When two digests give verdicts of equal precedence, the longer digest
 /// (SHA-256, then SHA-1, then MD5) is reported as the match. Never allocates.
-pub fn lookup_file<'s, D: AsRef<[u8]>>(
-    snapshot: &'s Snapshot<D>,
+pub fn lookup_file<'s, S: DigestSource + ?Sized>(
+    snapshot: &'s S,
     digests: &FileDigests,
 ) -> Option<DigestHit<'s>> {
     let mut best: Option<DigestHit<'s>> = None;
@@ -407,14 +428,9 @@ impl Scanner {
     ///
     /// Only when `on_event` panics: the panic is passed on once the other threads have
     /// stopped.
-    pub fn scan<'s, D, P, F>(
-        &self,
-        snapshot: &'s Snapshot<D>,
-        paths: &[P],
-        on_event: F,
-    ) -> ScanSummary
+    pub fn scan<'s, S, P, F>(&self, snapshot: &'s S, paths: &[P], on_event: F) -> ScanSummary
     where
-        D: AsRef<[u8]> + Sync,
+        S: DigestSource + Sync + ?Sized,
         P: AsRef<Path>,
         F: Fn(ScanEvent<'s>) + Sync,
     {
@@ -463,15 +479,15 @@ impl Scanner {
     }
 
     /// Walks one scanned path on the calling thread, queueing regular files.
-    fn walk<'s, D, F>(
+    fn walk<'s, S, F>(
         &self,
         root: &Path,
-        snapshot: &'s Snapshot<D>,
+        snapshot: &'s S,
         dispatch: &mut Dispatch,
         on_event: &F,
         summary: &mut ScanSummary,
     ) where
-        D: AsRef<[u8]>,
+        S: DigestSource + ?Sized,
         F: Fn(ScanEvent<'s>),
     {
         let emit = |summary: &mut ScanSummary, event: ScanEvent<'s>| {
@@ -560,14 +576,14 @@ impl Scanner {
     }
 
     /// A worker: takes paths from the queue until it closes.
-    fn work<'s, D, F>(
+    fn work<'s, S, F>(
         &self,
-        snapshot: &'s Snapshot<D>,
+        snapshot: &'s S,
         jobs: &Mutex<Receiver<PathBuf>>,
         on_event: &F,
     ) -> ScanSummary
     where
-        D: AsRef<[u8]>,
+        S: DigestSource + ?Sized,
         F: Fn(ScanEvent<'s>),
     {
         let mut buf = vec![0u8; self.buffer_size];
@@ -588,9 +604,9 @@ impl Scanner {
     }
 
     /// Reads, hashes and looks up one file the walk saw as regular.
-    fn scan_file<'s, D: AsRef<[u8]>>(
+    fn scan_file<'s, S: DigestSource + ?Sized>(
         &self,
-        snapshot: &'s Snapshot<D>,
+        snapshot: &'s S,
         path: PathBuf,
         buf: &mut [u8],
     ) -> ScanEvent<'s> {

@@ -83,6 +83,13 @@ pub struct BuildArgs {
     /// Publisher's sequence number recorded in the snapshot.
     #[arg(long, default_value_t = 0)]
     sequence: u64,
+    /// When the snapshot stops being trusted (stale), Unix seconds.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    expires: Option<i64>,
+    /// The publisher's cloud policy, a TOML or JSON file (fields: cloud = enabled |
+    /// restricted | disabled, max_per_minute, kinds, until, reason).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// Bloom filter bits per key (more bits, fewer false positives).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(4..=64))]
     filter_bits: u32,
@@ -335,6 +342,13 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
         .temp_dir(temp_dir)
         .created(created_time(args.created)?)
         .sequence(args.sequence)
+        .expires(args.expires)
+        .policy(
+            args.policy
+                .as_deref()
+                .map(crate::policy::read_policy)
+                .transpose()?,
+        )
         .bits_per_key(args.filter_bits);
     let show_progress = std::io::stderr().is_terminal();
     let mut reports = Vec::new();

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use repute::{DigestKind, Metadata};
 use serde::Serialize;
 
-use crate::{iso8601, open_snapshot, Outcome};
+use crate::{iso8601, open_snapshot, unix_now, Outcome};
 
 /// Show a snapshot's version, build information, sections, and counts of keys per kind,
 /// verdict and feed, with the bytes each key costs.
@@ -41,6 +41,8 @@ struct Inspection {
     format_version: u32,
     file_bytes: u64,
     metadata: Metadata,
+    /// The cloud policy in words, as of now.
+    cloud: String,
     sections: Vec<Section>,
     /// Bytes per entry of each digest table (fingerprint, record id and bucket index).
     digest_table_bytes_per_key: BTreeMap<String, f64>,
@@ -92,6 +94,11 @@ pub fn run(args: InspectArgs) -> Result<Outcome> {
             0.0
         },
         sections,
+        cloud: metadata
+            .policy
+            .clone()
+            .unwrap_or_default()
+            .describe(unix_now()),
         metadata,
     };
     let mut out = std::io::stdout().lock();
@@ -119,6 +126,8 @@ fn print_text(out: &mut impl Write, i: &Inspection) -> Result<()> {
         writeln!(out, "expires      {} ({e})", iso8601(e))?;
     }
     writeln!(out, "sequence     {}", m.sequence)?;
+    let policy = m.policy.clone().unwrap_or_default();
+    writeln!(out, "cloud        {}", policy.describe(unix_now()))?;
     writeln!(out, "records      {}", m.records)?;
     writeln!(out, "keys")?;
     for (kind, n) in &m.keys {

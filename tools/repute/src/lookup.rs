@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use repute::url::Expressions;
-use repute::{Hit, Query, Snapshot, Verdict};
+use repute::{Hit, Query, Verdict};
 use serde::Serialize;
 
-use crate::{open_snapshot, Outcome};
+use crate::{open_source, Outcome, Source};
 
 /// Look up digests, URLs and domains.
 ///
@@ -29,7 +29,8 @@ Examples:
   repute lookup bad.snap 'HTTP://Sub.Malware.Example.COM/a/../x' example.org
   sha256sum * | cut -d' ' -f1 | repute lookup bad.snap --format jsonl")]
 pub struct LookupArgs {
-    /// The snapshot file.
+    /// The snapshot file, or an update state directory (answers come from its current
+    /// base and deltas).
     snapshot: PathBuf,
     /// Digests, URLs or domains (default: one per line from standard input).
     queries: Vec<String>,
@@ -91,7 +92,7 @@ impl<'a> JsonAnswer<'a> {
 }
 
 struct Answerer<'s, W: Write> {
-    snapshot: &'s Snapshot<memmap2::Mmap>,
+    source: &'s Source,
     scratch: Expressions,
     out: W,
     format: OutputFormat,
@@ -105,12 +106,21 @@ impl<W: Write> Answerer<'_, W> {
             Err(e) => return self.error(input, None, &e.to_string()),
         };
         let kind = query.kind().as_str();
-        let hit: Result<Option<Hit<'_>>, repute::Error> = match &query {
-            Query::Digest(d) => Ok(self.snapshot.lookup_digest(d).map(|record| Hit {
+        let hit: Result<Option<Hit<'_>>, repute::Error> = match (&query, self.source) {
+            (Query::Digest(d), Source::Snapshot(s)) => Ok(s.lookup_digest(d).map(|record| Hit {
                 record,
                 matched: d.to_hex(),
             })),
-            Query::Url(u) | Query::Domain(u) => self.snapshot.lookup_url(u, &mut self.scratch),
+            (Query::Digest(d), Source::View(v)) => Ok(v.lookup_digest(d).map(|record| Hit {
+                record,
+                matched: d.to_hex(),
+            })),
+            (Query::Url(u) | Query::Domain(u), Source::Snapshot(s)) => {
+                s.lookup_url(u, &mut self.scratch)
+            }
+            (Query::Url(u) | Query::Domain(u), Source::View(v)) => {
+                v.lookup_url(u, &mut self.scratch)
+            }
         };
         let hit = match hit {
             Ok(h) => h,
@@ -172,13 +182,16 @@ impl<W: Write> Answerer<'_, W> {
 }
 
 pub fn run(args: LookupArgs) -> Result<Outcome> {
-    let snapshot = open_snapshot(&args.snapshot)?;
+    let source = open_source(&args.snapshot)?;
     if args.verify {
-        snapshot.verify()?;
+        // A state directory's layers are verified when the engine loads them.
+        if let Source::Snapshot(snapshot) = &source {
+            snapshot.verify()?;
+        }
     }
     let stdout = std::io::stdout();
     let mut answerer = Answerer {
-        snapshot: &snapshot,
+        source: &source,
         scratch: Expressions::new(),
         out: BufWriter::new(stdout.lock()),
         format: args.format,

@@ -6,11 +6,15 @@
 mod apikey;
 mod bench;
 mod build;
+mod diff;
 mod export;
 mod inspect;
 mod lookup;
+mod merge;
+mod policy;
 mod scan;
 mod serve;
+mod status;
 mod verify;
 
 use std::io::Write;
@@ -52,6 +56,9 @@ enum Command {
     Verify(verify::VerifyArgs),
     Serve(serve::ServeArgs),
     Apikey(apikey::ApikeyArgs),
+    Diff(diff::DiffArgs),
+    Merge(merge::MergeArgs),
+    Status(status::StatusArgs),
 }
 
 /// What a command found, mapped to the exit code.
@@ -84,6 +91,9 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Apikey(args) => apikey::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Merge(args) => merge::run(args),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(outcome) => outcome.code(),
@@ -112,6 +122,52 @@ fn open_snapshot(path: &Path) -> anyhow::Result<repute::Snapshot<memmap2::Mmap>>
     // duration of one command.
     let snapshot = unsafe { repute::Snapshot::map(path) };
     snapshot.with_context(|| format!("cannot open snapshot {}", path.display()))
+}
+
+/// What `lookup` and `scan` answer from: a snapshot file, or the set in force in an update
+/// state directory (through the engine: base and deltas).
+#[allow(clippy::large_enum_variant)] // one per command
+enum Source {
+    Snapshot(repute::Snapshot<memmap2::Mmap>),
+    View(std::sync::Arc<repute::View>),
+}
+
+impl Source {
+    fn digests(&self) -> &(dyn repute::scan::DigestSource + Sync) {
+        match self {
+            Source::Snapshot(s) => s,
+            Source::View(v) => &**v,
+        }
+    }
+}
+
+/// Opens a snapshot file, or a state directory (a directory holding `current.json`).
+fn open_source(path: &Path) -> anyhow::Result<Source> {
+    use anyhow::Context;
+    if path.is_dir() {
+        #[allow(unsafe_code)]
+        // SAFETY: a state directory's files are only ever written by rename (repute update
+        // and the library's StateDir write that way); the CLI holds the mapping only for one
+        // command.
+        let engine = unsafe { repute::Engine::open_state_dir(path) }
+            .with_context(|| format!("cannot open state directory {}", path.display()))?;
+        return Ok(Source::View(engine.load_full()));
+    }
+    let snapshot = open_snapshot(path)?;
+    if snapshot.is_delta() {
+        anyhow::bail!(
+            "{} is a delta, not a whole snapshot: merge it into its base (repute merge) or use a state directory",
+            path.display()
+        );
+    }
+    Ok(Source::Snapshot(snapshot))
+}
+
+/// The current time, Unix seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Formats Unix seconds as an ISO-8601 UTC timestamp.

@@ -12,7 +12,7 @@ use repute::scan::{ScanEvent, ScanSummary, ScannedFile, Scanner};
 use repute::Verdict;
 use serde::Serialize;
 
-use crate::{open_snapshot, Outcome};
+use crate::{open_source, Outcome};
 
 /// Scan files and directories: hash every file and look it up.
 ///
@@ -38,7 +38,8 @@ Examples:
   repute scan bad.snap / --one-file-system --format jsonl > scan.jsonl
   repute scan bad.snap . --all --threads 1")]
 pub struct ScanArgs {
-    /// The snapshot file.
+    /// The snapshot file, or an update state directory (answers come from its current
+    /// base and deltas).
     snapshot: PathBuf,
     /// Files and directories to scan (directories recursively).
     #[arg(required = true)]
@@ -275,7 +276,8 @@ fn print_summary(s: &ScanSummary) {
 }
 
 pub fn run(args: ScanArgs) -> Result<Outcome> {
-    let snapshot = open_snapshot(&args.snapshot)?;
+    let source = open_source(&args.snapshot)?;
+    let snapshot = source.digests();
     let mut scanner = Scanner::new()
         .follow_symlinks(args.follow_symlinks)
         .one_file_system(args.one_file_system)
@@ -298,7 +300,7 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
     });
     let bar = progress_bar();
     let bytes_seen = std::sync::atomic::AtomicU64::new(0);
-    let summary = scanner.scan(&snapshot, &args.paths, |event| {
+    let summary = scanner.scan(snapshot, &args.paths, |event| {
         let write = |f: &dyn Fn(&mut dyn Write) -> Result<()>| {
             if let Ok(mut out) = output.lock() {
                 out.write(|w| f(w).map_err(io_error));

@@ -1,0 +1,722 @@
+//! [`Engine`]: the live view agents and services hold, a base snapshot and a few delta
+//! layers over it, swapped atomically while lookups run.
+//!
+//! A [`View`] is an immutable, verified stack of layers: a whole snapshot at the bottom and
+//! zero or more deltas ([`crate::delta`]) over it, each applying to the one below (checked
+//! by identity). Lookups ask the newest layer first: a layer that lists the key answers; a
+//! layer with a tombstone for it answers "unknown"; otherwise the next layer down is asked.
+//! Each layer has its own filter, so an unknown key costs one filter probe per layer.
+//!
+//! The [`Engine`] holds the current view in an [`arc_swap::ArcSwap`]: [`Engine::load`] is a
+//! cheap, lock-free read guard; [`Engine::swap`] replaces the view atomically. A lookup in
+//! flight finishes on the view it loaded; a view (and its memory maps) is dropped when its
+//! last reader lets go. Views are verified (checksums, and any [`EngineOptions`] check)
+//! when they are built, so only verified views are ever swapped in.
+//!
+//! [`state`] is the update state directory an engine can follow ([`Engine::reload`]);
+//! [`policy`] is the publisher's cloud policy.
+//!
+//! ```
+//! use repute::{Digest, Engine, FeedInfo, RecordSpec, Snapshot, SnapshotBuilder, Verdict};
+//!
+//! let mut b = SnapshotBuilder::new();
+//! let feed = b.add_feed(FeedInfo::new("t", "hashes", Verdict::Malicious));
+//! let eicar: Digest = "44d88612fea8a8f36de82e1278abb02f".parse().unwrap();
+//! b.add_digest(feed, eicar, RecordSpec::default());
+//! let engine = Engine::from_snapshot(Snapshot::open(b.to_bytes().unwrap()).unwrap()).unwrap();
+//! let view = engine.load();
+//! assert_eq!(view.lookup_digest(&eicar).unwrap().verdict(), Verdict::Malicious);
+//! ```
+
+pub mod policy;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+
+pub use policy::{CloudState, Policy};
+use state::{Current, StateDir};
+
+use crate::delta::{removed_table, removed_urls, url_table, DeltaInfo};
+use crate::url::{expression_hash, key_expression, CanonicalUrl, Expressions};
+use crate::{Digest, Error, Hit, Metadata, Query, Record, RecordId, Result, Snapshot};
+
+/// Most delta layers a view holds; the update tool merges when there would be more.
+pub const MAX_DELTAS: usize = 8;
+
+/// The bytes of one layer: a memory map of an immutable file, or memory.
+#[derive(Debug)]
+pub enum Storage {
+    /// A mapped file (see [`Engine::open`]'s safety contract).
+    Mapped(memmap2::Mmap),
+    /// Bytes in memory.
+    Memory(Vec<u8>),
+}
+
+impl AsRef<[u8]> for Storage {
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Storage::Mapped(m) => m,
+            Storage::Memory(v) => v,
+        }
+    }
+}
+
+/// An extra check of each layer before it is used: `(path, bytes)`, e.g. a signature check.
+pub type LayerCheck = Arc<dyn Fn(Option<&Path>, &[u8]) -> Result<()> + Send + Sync>;
+
+/// How an engine checks the layers it loads.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct EngineOptions {
+    /// Called for every layer after its checksums pass; an error refuses the view.
+    pub layer_check: Option<LayerCheck>,
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("layer_check", &self.layer_check.is_some())
+            .finish()
+    }
+}
+
+/// One verified layer.
+#[derive(Debug)]
+pub struct Layer {
+    snapshot: Snapshot<Storage>,
+    identity: String,
+    name: Option<String>,
+    /// For a base its metadata; for a delta the metadata of the snapshot it leads to.
+    metadata: Metadata,
+    delta: Option<DeltaInfo>,
+}
+
+impl Layer {
+    fn new(
+        snapshot: Snapshot<Storage>,
+        path: Option<&Path>,
+        options: &EngineOptions,
+    ) -> Result<Layer> {
+        snapshot.verify()?;
+        if let Some(check) = &options.layer_check {
+            check(path, snapshot.as_bytes())?;
+        }
+        let delta = snapshot.delta_info()?;
+        let identity = snapshot.identity();
+        let metadata = match &delta {
+            Some(info) => info.result_metadata.clone(),
+            None => snapshot.metadata()?,
+        };
+        Ok(Layer {
+            identity,
+            name: path
+                .and_then(Path::file_name)
+                .map(|n| n.to_string_lossy().into_owned()),
+            metadata,
+            delta,
+            snapshot,
+        })
+    }
+
+    /// # Safety
+    ///
+    /// As [`Engine::open`].
+    #[allow(unsafe_code)]
+    unsafe fn map(path: &Path, options: &EngineOptions) -> Result<Layer> {
+        // SAFETY: the caller upholds `Engine::open`'s contract (the file is never truncated
+        // or modified in place while mapped).
+        let mapped = unsafe { Snapshot::map(path) }?;
+        let snapshot = Snapshot::open(Storage::Mapped(mapped.into_storage()))?;
+        Layer::new(snapshot, Some(path), options)
+    }
+
+    /// The layer's snapshot (a whole snapshot or a delta).
+    pub fn snapshot(&self) -> &Snapshot<Storage> {
+        &self.snapshot
+    }
+
+    /// The identity (SHA-256 hex) of the layer's file.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The delta description, for a delta layer.
+    pub fn delta_info(&self) -> Option<&DeltaInfo> {
+        self.delta.as_ref()
+    }
+}
+
+/// Where a batched lookup found a digest: the layer (0 is the base) and the record id in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Found {
+    /// Layer index, 0 for the base, counting up to the newest delta.
+    pub layer: u32,
+    /// Record id in that layer.
+    pub id: RecordId,
+}
+
+/// What one layer says about a key.
+enum Answer {
+    Listed(RecordId),
+    Removed,
+    Silent,
+}
+
+/// A verified stack of layers: the base, then deltas oldest first.
+#[derive(Debug)]
+pub struct View {
+    layers: Vec<Arc<Layer>>,
+    current: Option<Current>,
+}
+
+/// Digests per chunk of a batched lookup through several layers.
+const CHUNK: usize = 256;
+
+impl View {
+    /// Builds a view from verified layers, checking that each delta applies to the layer
+    /// below it.
+    ///
+    /// # Errors
+    ///
+    /// When the bottom layer is a delta, a layer above it is not, or a delta names another
+    /// base ([`Error::WrongBase`]); when there are more than [`MAX_DELTAS`] deltas.
+    pub fn new(layers: Vec<Arc<Layer>>) -> Result<View> {
+        View::with_current(layers, None)
+    }
+
+    fn with_current(layers: Vec<Arc<Layer>>, current: Option<Current>) -> Result<View> {
+        let Some(base) = layers.first() else {
+            return Err(Error::Delta("a view needs a base snapshot".into()));
+        };
+        if base.delta.is_some() {
+            return Err(Error::Delta("the base layer is a delta".into()));
+        }
+        if layers.len() > MAX_DELTAS + 1 {
+            return Err(Error::Delta(format!(
+                "{} deltas, at most {MAX_DELTAS}: merge them",
+                layers.len() - 1
+            )));
+        }
+        let mut below = base.identity.clone();
+        for layer in &layers[1..] {
+            let Some(info) = &layer.delta else {
+                return Err(Error::Delta(
+                    "a whole snapshot above the base; only deltas go there".into(),
+                ));
+            };
+            if info.base_identity != below {
+                return Err(Error::WrongBase {
+                    expected: info.base_identity.clone(),
+                    found: below,
+                });
+            }
+            below = info.result_identity.clone();
+        }
+        Ok(View { layers, current })
+    }
+
+    /// The layers, base first.
+    pub fn layers(&self) -> &[Arc<Layer>] {
+        &self.layers
+    }
+
+    /// The base snapshot.
+    pub fn base(&self) -> &Snapshot<Storage> {
+        &self.layers[0].snapshot
+    }
+
+    fn newest(&self) -> &Layer {
+        self.layers.last().map_or(&self.layers[0], |l| l)
+    }
+
+    /// The metadata of the snapshot this view stands for (the newest layer's result).
+    pub fn metadata(&self) -> &Metadata {
+        &self.newest().metadata
+    }
+
+    /// The sequence of the snapshot this view stands for.
+    pub fn sequence(&self) -> u64 {
+        self.metadata().sequence
+    }
+
+    /// The identity of the snapshot this view stands for (for a delta, its result's).
+    pub fn identity(&self) -> &str {
+        let newest = self.newest();
+        newest
+            .delta
+            .as_ref()
+            .map_or(newest.identity.as_str(), |d| d.result_identity.as_str())
+    }
+
+    fn digest_answer(layer: &Layer, digest: &Digest) -> Answer {
+        let s = &layer.snapshot;
+        if !s.filter_may_contain(digest) {
+            return Answer::Silent;
+        }
+        let fp = digest.fingerprint();
+        if let Some(id) = s.digest_table(digest.kind()).find(fp) {
+            return Answer::Listed(id);
+        }
+        if layer.delta.is_some() && removed_table(s, digest.kind()).find(fp).is_some() {
+            return Answer::Removed;
+        }
+        Answer::Silent
+    }
+
+    /// Looks up one digest, newest layer first. Never allocates.
+    pub fn lookup_digest(&self, digest: &Digest) -> Option<Record<'_>> {
+        for layer in self.layers[1..].iter().rev() {
+            match View::digest_answer(layer, digest) {
+                Answer::Listed(id) => return layer.snapshot.record(id),
+                Answer::Removed => return None,
+                Answer::Silent => {}
+            }
+        }
+        self.base().lookup_digest(digest)
+    }
+
+    /// The record a batched lookup found.
+    pub fn record(&self, found: Found) -> Option<Record<'_>> {
+        self.layers
+            .get(found.layer as usize)?
+            .snapshot
+            .record(found.id)
+    }
+
+    /// Looks up many digests, writing `out[i]` for `digests[i]`. Never allocates: the delta
+    /// layers are probed key by key (their filters are small and cached), the base through
+    /// [`Snapshot::lookup_digests`]' pipeline.
+    ///
+    /// # Panics
+    ///
+    /// When `out` is shorter than `digests`.
+    pub fn lookup_digests(&self, digests: &[Digest], out: &mut [Option<Found>]) {
+        assert!(
+            out.len() >= digests.len(),
+            "output slice shorter than input"
+        );
+        let base = self.base();
+        let mut pending = [Digest::from_bytes(&[0; 16]).unwrap_or_else(|| digests[0]); CHUNK];
+        let mut at = [0usize; CHUNK];
+        let mut ids = [None; CHUNK];
+        for (c, chunk) in digests.chunks(CHUNK).enumerate() {
+            let start = c * CHUNK;
+            let mut n = 0;
+            'keys: for (i, d) in chunk.iter().enumerate() {
+                for (l, layer) in self.layers.iter().enumerate().skip(1).rev() {
+                    match View::digest_answer(layer, d) {
+                        Answer::Listed(id) => {
+                            out[start + i] = Some(Found {
+                                layer: l as u32,
+                                id,
+                            });
+                            continue 'keys;
+                        }
+                        Answer::Removed => {
+                            out[start + i] = None;
+                            continue 'keys;
+                        }
+                        Answer::Silent => {}
+                    }
+                }
+                pending[n] = *d;
+                at[n] = start + i;
+                n += 1;
+            }
+            base.lookup_digests(&pending[..n], &mut ids[..n]);
+            for k in 0..n {
+                out[at[k]] = ids[k].map(|id| Found { layer: 0, id });
+            }
+        }
+    }
+
+    /// Looks up a canonical URL: each expression, most specific first, through the layers
+    /// newest first (a tombstone hides the expression in older layers); the first listed
+    /// expression answers. `scratch` is reused between calls.
+    ///
+    /// # Errors
+    ///
+    /// Never for a verified view (kept for the same signature as [`Snapshot::lookup_url`]).
+    pub fn lookup_url(
+        &self,
+        url: &CanonicalUrl,
+        scratch: &mut Expressions,
+    ) -> Result<Option<Hit<'_>>> {
+        scratch.fill(url);
+        for key in scratch.keys() {
+            let hash = expression_hash(key);
+            for layer in self.layers.iter().rev() {
+                let s = &layer.snapshot;
+                if !s.filter_may_contain_hash(hash) {
+                    continue;
+                }
+                if let Some(id) = url_table(s)
+                    .and_then(|t| t.get(key))
+                    .filter(|id| id.0 < s.record_count())
+                {
+                    return Ok(s.record(id).map(|record| Hit {
+                        record,
+                        matched: key_expression(key),
+                    }));
+                }
+                if layer.delta.is_some() && removed_urls(s).and_then(|t| t.get(key)).is_some() {
+                    break;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Looks up any query: a digest, a URL or a domain.
+    ///
+    /// # Errors
+    ///
+    /// As [`View::lookup_url`].
+    pub fn lookup(&self, query: &Query) -> Result<Option<Hit<'_>>> {
+        match query {
+            Query::Digest(d) => Ok(self.lookup_digest(d).map(|record| Hit {
+                record,
+                matched: d.to_hex(),
+            })),
+            Query::Url(u) | Query::Domain(u) => self.lookup_url(u, &mut Expressions::new()),
+        }
+    }
+}
+
+/// The last update attempt, as reported by the update tool ([`Engine::note_update`]) or
+/// [`Engine::reload`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpdateAttempt {
+    /// When, Unix seconds.
+    pub at: i64,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What an engine is serving.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineStatus {
+    /// Sequence of the snapshot in force.
+    pub sequence: u64,
+    /// Identity of the snapshot in force (the newest delta's result).
+    pub identity: String,
+    /// Identity of the base layer.
+    pub base: String,
+    /// Identities of the delta layers, oldest first.
+    pub deltas: Vec<String>,
+    /// Number of layers (base included).
+    pub layers: usize,
+    /// Build time of the snapshot in force, Unix seconds.
+    pub created: i64,
+    /// Expiry, Unix seconds.
+    pub expires: Option<i64>,
+    /// Seconds since `created`.
+    pub age_seconds: i64,
+    /// Whether `expires` has passed.
+    pub stale: bool,
+    /// The cloud policy (the default, enabled, when the snapshot sets none).
+    pub policy: Policy,
+    /// The policy in words.
+    pub policy_description: String,
+    /// The last update attempt, when there was one.
+    pub last_update: Option<UpdateAttempt>,
+}
+
+/// The live view: lookups through [`Engine::load`], atomic [`Engine::swap`].
+pub struct Engine {
+    current: ArcSwap<View>,
+    state: Option<StateDir>,
+    options: EngineOptions,
+    last_update: Mutex<Option<UpdateAttempt>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("sequence", &self.current.load().sequence())
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Engine {
+    /// An engine over a snapshot in memory (tests, services that load over the network).
+    ///
+    /// # Errors
+    ///
+    /// When the snapshot does not verify or is a delta.
+    pub fn from_snapshot(snapshot: Snapshot<Vec<u8>>) -> Result<Engine> {
+        let layer = Layer::new(
+            Snapshot::open(Storage::Memory(snapshot.into_storage()))?,
+            None,
+            &EngineOptions::default(),
+        )?;
+        let view = View::new(vec![Arc::new(layer)])?;
+        Ok(Engine::with_view(view, None, EngineOptions::default()))
+    }
+
+    fn with_view(view: View, state: Option<StateDir>, options: EngineOptions) -> Engine {
+        Engine {
+            current: ArcSwap::from_pointee(view),
+            state,
+            options,
+            last_update: Mutex::new(None),
+        }
+    }
+
+    /// Opens a base snapshot file and deltas over it (oldest first) by memory-mapping them,
+    /// verifying each.
+    ///
+    /// # Errors
+    ///
+    /// When a file cannot be mapped or does not verify, or a delta does not apply to the
+    /// layer below it.
+    ///
+    /// # Safety
+    ///
+    /// The files must not be truncated or modified in place while the engine (or a view
+    /// loaded from it) is alive: a truncated mapping raises `SIGBUS`. Publish new files by
+    /// writing a temporary file and renaming it into place, as [`state::StateDir`] and
+    /// [`crate::SnapshotBuilder::write`] do; removing or renaming over a mapped file is fine.
+    #[allow(unsafe_code)]
+    pub unsafe fn open(base: &Path, deltas: &[PathBuf]) -> Result<Engine> {
+        // SAFETY: forwarded to our caller (this function's contract).
+        unsafe { Engine::open_with(base, deltas, EngineOptions::default()) }
+    }
+
+    /// [`Engine::open`] with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::open`], and when `options`' check refuses a layer.
+    ///
+    /// # Safety
+    ///
+    /// As [`Engine::open`].
+    #[allow(unsafe_code)]
+    pub unsafe fn open_with(
+        base: &Path,
+        deltas: &[PathBuf],
+        options: EngineOptions,
+    ) -> Result<Engine> {
+        // SAFETY: forwarded to our caller (this function's contract).
+        let view = unsafe { Engine::map_view(base, deltas, &options, None, None) }?;
+        Ok(Engine::with_view(view, None, options))
+    }
+
+    /// Opens the set in force in an update state directory ([`state`]).
+    ///
+    /// # Errors
+    ///
+    /// When `current.json` is missing or malformed, or as [`Engine::open`].
+    ///
+    /// # Safety
+    ///
+    /// As [`Engine::open`]. The state directory's own writers (`repute update`,
+    /// [`StateDir`]) only ever write by rename; nothing else may write its files.
+    #[allow(unsafe_code)]
+    pub unsafe fn open_state_dir(dir: &Path) -> Result<Engine> {
+        // SAFETY: forwarded to our caller (this function's contract).
+        unsafe { Engine::open_state_dir_with(dir, EngineOptions::default()) }
+    }
+
+    /// [`Engine::open_state_dir`] with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::open_state_dir`].
+    ///
+    /// # Safety
+    ///
+    /// As [`Engine::open_state_dir`].
+    #[allow(unsafe_code)]
+    pub unsafe fn open_state_dir_with(dir: &Path, options: EngineOptions) -> Result<Engine> {
+        let state = StateDir::open(dir)?;
+        let current = state.current()?;
+        // SAFETY: forwarded to our caller (this function's contract).
+        let view = unsafe { Engine::state_view(&state, current, &options, None) }?;
+        Ok(Engine::with_view(view, Some(state), options))
+    }
+
+    /// # Safety
+    ///
+    /// As [`Engine::open`].
+    #[allow(unsafe_code)]
+    unsafe fn state_view(
+        state: &StateDir,
+        current: Current,
+        options: &EngineOptions,
+        reuse: Option<&View>,
+    ) -> Result<View> {
+        let base = state.file(&current.base)?;
+        let deltas = current
+            .deltas
+            .iter()
+            .map(|d| state.file(d))
+            .collect::<Result<Vec<_>>>()?;
+        // SAFETY: forwarded to our caller.
+        unsafe { Engine::map_view(&base, &deltas, options, reuse, Some(current)) }
+    }
+
+    /// Maps and verifies the layers, reusing those of `reuse` that have the same file name
+    /// (names in a state directory are identities).
+    ///
+    /// # Safety
+    ///
+    /// As [`Engine::open`].
+    #[allow(unsafe_code)]
+    unsafe fn map_view(
+        base: &Path,
+        deltas: &[PathBuf],
+        options: &EngineOptions,
+        reuse: Option<&View>,
+        current: Option<Current>,
+    ) -> Result<View> {
+        let mut layers = Vec::with_capacity(deltas.len() + 1);
+        for path in std::iter::once(base).chain(deltas.iter().map(PathBuf::as_path)) {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let existing = reuse.and_then(|v| {
+                v.layers
+                    .iter()
+                    .find(|l| current.is_some() && l.name.is_some() && l.name == name)
+            });
+            match existing {
+                Some(layer) => layers.push(Arc::clone(layer)),
+                // SAFETY: forwarded to our caller.
+                None => layers.push(Arc::new(unsafe { Layer::map(path, options) }?)),
+            }
+        }
+        View::with_current(layers, current)
+    }
+
+    /// The current view: a cheap, lock-free guard. Hold it for a lookup or a batch, not for
+    /// long (a held guard keeps its view's memory alive after a swap).
+    #[inline]
+    pub fn load(&self) -> arc_swap::Guard<Arc<View>> {
+        self.current.load()
+    }
+
+    /// The current view as an `Arc`, for holding longer.
+    pub fn load_full(&self) -> Arc<View> {
+        self.current.load_full()
+    }
+
+    /// Swaps in a new (verified) view; returns the old one. Readers that loaded the old view
+    /// finish on it; it is dropped when the last of them lets go.
+    pub fn swap(&self, view: View) -> Arc<View> {
+        self.current.swap(Arc::new(view))
+    }
+
+    /// Maps and verifies new files and swaps them in.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::open`]; the current view stays when anything fails.
+    ///
+    /// # Safety
+    ///
+    /// As [`Engine::open`].
+    #[allow(unsafe_code)]
+    pub unsafe fn swap_files(&self, base: &Path, deltas: &[PathBuf]) -> Result<()> {
+        // SAFETY: forwarded to our caller.
+        let view = unsafe { Engine::map_view(base, deltas, &self.options, None, None) }?;
+        self.swap(view);
+        Ok(())
+    }
+
+    /// Re-reads the state directory and swaps in its set when it changed (reusing layers
+    /// that stay). Returns whether it swapped. Records the attempt for [`Engine::status`].
+    ///
+    /// # Errors
+    ///
+    /// When the engine was not opened from a state directory, or the new set does not load;
+    /// the current view stays.
+    pub fn reload(&self) -> Result<bool> {
+        let result = self.reload_inner();
+        match &result {
+            Ok(true) => self.note_update(true, None),
+            Ok(false) => {}
+            Err(e) => self.note_update(false, Some(e.to_string())),
+        }
+        result
+    }
+
+    fn reload_inner(&self) -> Result<bool> {
+        let Some(state) = &self.state else {
+            return Err(Error::State {
+                path: PathBuf::new(),
+                reason: "the engine was not opened from a state directory".into(),
+            });
+        };
+        let current = state.current()?;
+        let old = self.load_full();
+        if old.current.as_ref() == Some(&current) {
+            return Ok(false);
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: the engine was opened with `open_state_dir`, whose caller promised that the
+        // directory's files are only ever written by rename.
+        let view = unsafe { Engine::state_view(state, current, &self.options, Some(&old)) }?;
+        self.swap(view);
+        Ok(true)
+    }
+
+    /// Records an update attempt (the update tool calls this; [`Engine::reload`] does too).
+    pub fn note_update(&self, ok: bool, error: Option<String>) {
+        if let Ok(mut last) = self.last_update.lock() {
+            *last = Some(UpdateAttempt {
+                at: unix_now(),
+                ok,
+                error,
+            });
+        }
+    }
+
+    /// What the engine is serving, as of now.
+    pub fn status(&self) -> EngineStatus {
+        self.status_at(unix_now())
+    }
+
+    /// What the engine is serving, as of `now` (Unix seconds).
+    pub fn status_at(&self, now: i64) -> EngineStatus {
+        let view = self.load_full();
+        let m = view.metadata();
+        let policy = m.policy.clone().unwrap_or_default();
+        EngineStatus {
+            sequence: m.sequence,
+            identity: view.identity().to_string(),
+            base: view.layers[0].identity.clone(),
+            deltas: view.layers[1..]
+                .iter()
+                .map(|l| l.identity.clone())
+                .collect(),
+            layers: view.layers.len(),
+            created: m.created,
+            expires: m.expires,
+            age_seconds: now.saturating_sub(m.created),
+            stale: m.expires.is_some_and(|e| now >= e),
+            policy_description: policy.describe(now),
+            policy,
+            last_update: self.last_update.lock().ok().and_then(|l| l.clone()),
+        }
+    }
+
+    /// The state directory the engine follows, when it was opened from one.
+    pub fn state_dir(&self) -> Option<&StateDir> {
+        self.state.as_ref()
+    }
+}

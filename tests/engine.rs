@@ -1,0 +1,295 @@
+//! The Engine: layered lookups (base + deltas) agree with a HashMap oracle of the merged
+//! set, views swap atomically under load, and a state directory is followed by `reload`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use proptest::prelude::*;
+use repute::engine::state::{Current, StateDir};
+use repute::url::EntryKind;
+use repute::{
+    delta, Digest, Engine, FeedInfo, Query, RecordSpec, Snapshot, SnapshotBuilder, Verdict,
+};
+
+enum Key {
+    Digest(Digest),
+    Web(String, EntryKind),
+}
+
+fn key(u: u32) -> Key {
+    let mut bytes = [0u8; 32];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = (u.wrapping_mul(2_654_435_761).rotate_left(i as u32 % 32) >> 8) as u8 ^ i as u8;
+    }
+    bytes[0] = (u >> 8) as u8;
+    bytes[1] = u as u8;
+    match u % 5 {
+        0 => Key::Digest(Digest::from_bytes(&bytes[..16]).unwrap()),
+        1 => Key::Digest(Digest::from_bytes(&bytes[..20]).unwrap()),
+        2 => Key::Digest(Digest::from_bytes(&bytes[..32]).unwrap()),
+        3 => Key::Web(
+            format!("http://h{}.example.com/p/{u}", u % 7),
+            EntryKind::Url,
+        ),
+        _ => Key::Web(format!("d{u}.example.org"), EntryKind::Domain),
+    }
+}
+
+/// key -> record variant.
+type Set = BTreeMap<u32, u8>;
+
+/// What the model says a key's record is: verdict and name.
+fn expected(variant: u8) -> (Verdict, Option<String>) {
+    match variant % 3 {
+        0 => (Verdict::Malicious, None),
+        1 => (Verdict::Suspicious, Some("pua".into())),
+        _ => (Verdict::Trusted, Some(format!("v{variant}"))),
+    }
+}
+
+fn build(set: &Set, sequence: u64) -> Vec<u8> {
+    let mut b = SnapshotBuilder::new();
+    let feed = b.add_feed(FeedInfo::new("a", "hashes", Verdict::Malicious));
+    b.sequence(sequence).created(100 * sequence as i64);
+    for (u, variant) in set {
+        let (verdict, name) = expected(*variant);
+        let mut spec = RecordSpec::new(verdict);
+        spec.name = name;
+        match key(*u) {
+            Key::Digest(d) => b.add_digest(feed, d, spec),
+            Key::Web(text, kind) => b.add_url_entry(feed, &text, kind, spec).unwrap(),
+        }
+    }
+    b.to_bytes().unwrap()
+}
+
+fn query(u: u32) -> Query {
+    match key(u) {
+        Key::Digest(d) => Query::Digest(d),
+        Key::Web(text, _) => Query::parse(&text).unwrap(),
+    }
+}
+
+/// Writes snapshots for each set and the deltas between consecutive ones; returns the base
+/// path and the delta paths.
+fn chain(sets: &[Set], dir: &Path) -> (PathBuf, Vec<PathBuf>) {
+    let snaps: Vec<Snapshot> = sets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Snapshot::open(build(s, i as u64 + 1)).unwrap())
+        .collect();
+    let base = dir.join("0.snap");
+    std::fs::write(&base, snaps[0].as_bytes()).unwrap();
+    let mut deltas = Vec::new();
+    for i in 1..snaps.len() {
+        let p = dir.join(format!("{i}.delta"));
+        delta::diff(&snaps[i - 1], &snaps[i], &p).unwrap();
+        deltas.push(p);
+    }
+    (base, deltas)
+}
+
+fn answer(view: &repute::View, u: u32) -> Option<(Verdict, Option<String>)> {
+    view.lookup(&query(u))
+        .unwrap()
+        .map(|h| (h.record.verdict(), h.record.name().map(str::to_string)))
+}
+
+fn edit(set: &Set, edits: &[(u32, Option<u8>)]) -> Set {
+    let mut next = set.clone();
+    for (u, e) in edits {
+        match e {
+            Some(v) => {
+                next.insert(*u, *v);
+            }
+            None => {
+                next.remove(u);
+            }
+        }
+    }
+    next
+}
+
+fn edits() -> impl Strategy<Value = Vec<(u32, Option<u8>)>> {
+    prop::collection::vec((0..300u32, prop::option::weighted(0.6, 0..6u8)), 0..60)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn layered_lookups_agree_with_a_hashmap_of_the_merged_set(
+        base in prop::collection::btree_map(0..300u32, 0..6u8, 0..120),
+        e1 in edits(), e2 in edits(), e3 in edits(),
+    ) {
+        let s1 = edit(&base, &e1);
+        let s2 = edit(&s1, &e2);
+        let s3 = edit(&s2, &e3);
+        let oracle: HashMap<u32, (Verdict, Option<String>)> =
+            s3.iter().map(|(u, v)| (*u, expected(*v))).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let (base_path, deltas) = chain(&[base, s1, s2, s3.clone()], dir.path());
+        #[allow(unsafe_code)]
+        // SAFETY: the test's files are not modified while mapped.
+        let engine = unsafe { Engine::open(&base_path, &deltas) }.unwrap();
+        let view = engine.load();
+        prop_assert_eq!(view.layers().len(), 4);
+        prop_assert_eq!(view.sequence(), 4);
+        let mut digests = Vec::new();
+        let mut digest_keys = Vec::new();
+        for u in 0..300u32 {
+            prop_assert_eq!(answer(&view, u), oracle.get(&u).cloned(), "key {}", u);
+            if let Key::Digest(d) = key(u) {
+                digests.push(d);
+                digest_keys.push(u);
+            }
+        }
+        let mut out = vec![None; digests.len()];
+        view.lookup_digests(&digests, &mut out);
+        for (u, found) in digest_keys.iter().zip(&out) {
+            let got = found
+                .and_then(|f| view.record(f))
+                .map(|r| (r.verdict(), r.name().map(str::to_string)));
+            prop_assert_eq!(got, oracle.get(u).cloned(), "batched key {}", u);
+        }
+        // The merged file answers the same.
+        let merged = dir.path().join("m.snap");
+        let refs: Vec<Snapshot> = deltas.iter().map(|p| Snapshot::read(p).unwrap()).collect();
+        let refs: Vec<&Snapshot> = refs.iter().collect();
+        delta::merge(&Snapshot::read(&base_path).unwrap(), &refs, &merged).unwrap();
+        prop_assert_eq!(std::fs::read(&merged).unwrap(), build(&s3, 4));
+    }
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+#[test]
+fn lookups_never_fail_while_views_swap() {
+    let a: Set = (0..200).map(|u| (u, (u % 3) as u8)).collect();
+    let mut b = a.clone();
+    for u in 0..40 {
+        b.remove(&(u * 5));
+        b.insert(300 + u, 1);
+        b.insert(u * 5 + 1, 5);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (base, deltas) = chain(&[a.clone(), b.clone()], dir.path());
+    let answers = |s: &Set| -> Vec<Option<(Verdict, Option<String>)>> {
+        (0..400).map(|u| s.get(&u).map(|v| expected(*v))).collect()
+    };
+    let (old, new) = (answers(&a), answers(&b));
+    #[allow(unsafe_code)]
+    // SAFETY: the test's files are not modified while mapped.
+    let engine = unsafe { Engine::open(&base, &[]) }.unwrap();
+    // Warm up once so that lazily opened descriptors (if any) exist before counting.
+    #[allow(unsafe_code)]
+    // SAFETY: as above.
+    unsafe { engine.swap_files(&base, &deltas) }.unwrap();
+    let fds_before = open_fds();
+    let stop = AtomicBool::new(false);
+    let lookups = AtomicU64::new(0);
+    const SWAPS: usize = 200;
+    std::thread::scope(|scope| {
+        for t in 0..2u32 {
+            let (engine, stop, lookups, old, new) = (&engine, &stop, &lookups, &old, &new);
+            scope.spawn(move || {
+                let mut u = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let view = engine.load();
+                    let got = answer(&view, u % 400);
+                    let i = (u % 400) as usize;
+                    assert!(got == old[i] || got == new[i], "key {u}: {got:?}");
+                    lookups.fetch_add(1, Ordering::Relaxed);
+                    u = u.wrapping_add(7);
+                }
+            });
+        }
+        for i in 0..SWAPS {
+            let d: &[PathBuf] = if i % 2 == 0 { &[] } else { &deltas };
+            #[allow(unsafe_code)]
+            // SAFETY: the test's files are not modified while mapped.
+            unsafe { engine.swap_files(&base, d) }.unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(lookups.load(Ordering::Relaxed) > 0);
+    assert!(
+        open_fds() <= fds_before,
+        "descriptors grew: {} -> {}",
+        fds_before,
+        open_fds()
+    );
+    assert_eq!(engine.load().sequence(), 2);
+}
+
+#[test]
+fn reload_follows_the_state_directory() {
+    let s1: Set = (0..50).map(|u| (u, 0)).collect();
+    let s2 = edit(&s1, &[(1, None), (2, Some(1)), (77, Some(2))]);
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let (base, deltas) = chain(&[s1, s2], &work);
+    let state = StateDir::create(dir.path().join("state")).unwrap();
+    let base_name = state.add(&std::fs::read(&base).unwrap()).unwrap();
+    state
+        .install(&Current {
+            sequence: 1,
+            base: base_name.clone(),
+            deltas: vec![],
+        })
+        .unwrap();
+    #[allow(unsafe_code)]
+    // SAFETY: the state directory's files are only written by rename.
+    let engine = unsafe { Engine::open_state_dir(state.path()) }.unwrap();
+    assert_eq!(engine.status().sequence, 1);
+    assert!(!engine.reload().unwrap());
+    assert_eq!(answer(&engine.load(), 1), Some(expected(0)));
+    let delta_name = state.add(&std::fs::read(&deltas[0]).unwrap()).unwrap();
+    assert!(delta_name.ends_with(".delta"));
+    state
+        .install(&Current {
+            sequence: 2,
+            base: base_name.clone(),
+            deltas: vec![delta_name.clone()],
+        })
+        .unwrap();
+    assert!(engine.reload().unwrap());
+    let view = engine.load();
+    assert_eq!(answer(&view, 1), None);
+    assert_eq!(answer(&view, 77), Some(expected(2)));
+    let status = engine.status();
+    assert_eq!((status.sequence, status.layers), (2, 2));
+    assert_eq!(status.base, base_name.trim_end_matches(".snap"));
+    assert_eq!(
+        status.deltas,
+        vec![delta_name.trim_end_matches(".delta").to_string()]
+    );
+    assert_eq!(status.policy_description, "enabled");
+    assert!(status.last_update.as_ref().is_some_and(|u| u.ok));
+
+    // A damaged file in a new set is refused and the view stays.
+    let other: Set = (0..5).map(|u| (u, 1)).collect();
+    let mut bytes = build(&other, 9);
+    let n = bytes.len();
+    bytes[n / 2] ^= 1;
+    let bad_name = format!("{}.snap", "ab".repeat(32));
+    std::fs::write(state.path().join(&bad_name), &bytes).unwrap();
+    state
+        .install(&Current {
+            sequence: 9,
+            base: bad_name,
+            deltas: vec![],
+        })
+        .unwrap();
+    assert!(engine.reload().is_err());
+    assert_eq!(engine.load().sequence(), 2);
+    let status = engine.status();
+    assert!(status
+        .last_update
+        .as_ref()
+        .is_some_and(|u| !u.ok && u.error.is_some()));
+}

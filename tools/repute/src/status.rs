@@ -1,0 +1,85 @@
+//! `repute status`: what an update state directory serves.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+use crate::{iso8601, unix_now, Outcome};
+
+/// Show the snapshot in force in an update state directory: sequence, age, whether it is
+/// stale (past its expiry), its layers (base and deltas) and the cloud policy. Exits 2 when
+/// the directory cannot be loaded.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The state directory (as `repute update --state` keeps it).
+    state: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    format: StatusFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StatusFormat {
+    Text,
+    Json,
+}
+
+pub fn run(args: StatusArgs) -> Result<Outcome> {
+    #[allow(unsafe_code)]
+    // SAFETY: a state directory's files are only ever written by rename; the mapping lives
+    // for this command only.
+    let engine = unsafe { repute::Engine::open_state_dir(&args.state) }
+        .with_context(|| format!("cannot open state directory {}", args.state.display()))?;
+    let status = engine.status_at(unix_now());
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        StatusFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &status)?;
+            writeln!(out)?;
+        }
+        StatusFormat::Text => {
+            writeln!(out, "state        {}", args.state.display())?;
+            writeln!(out, "sequence     {}", status.sequence)?;
+            writeln!(out, "identity     {}", status.identity)?;
+            writeln!(
+                out,
+                "created      {} (age {})",
+                iso8601(status.created),
+                age(status.age_seconds)
+            )?;
+            match status.expires {
+                Some(e) => writeln!(
+                    out,
+                    "expires      {}{}",
+                    iso8601(e),
+                    if status.stale { " (stale)" } else { "" }
+                )?,
+                None => writeln!(out, "expires      never")?,
+            }
+            writeln!(
+                out,
+                "stale        {}",
+                if status.stale { "yes" } else { "no" }
+            )?;
+            writeln!(out, "layers       {}", status.layers)?;
+            writeln!(out, "  base       {}", status.base)?;
+            for d in &status.deltas {
+                writeln!(out, "  delta      {d}")?;
+            }
+            writeln!(out, "cloud: {}", status.policy_description)?;
+        }
+    }
+    Ok(Outcome::Clean)
+}
+
+fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
