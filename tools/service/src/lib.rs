@@ -83,6 +83,12 @@ pub struct Service {
     started: Instant,
 }
 
+/// Makes ring the process's TLS provider (for HTTP clients built without one); harmless
+/// when a provider is already installed.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

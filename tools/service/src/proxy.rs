@@ -193,6 +193,7 @@ impl Proxy {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        crate::install_crypto_provider();
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))

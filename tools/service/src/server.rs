@@ -101,6 +101,17 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
+            // A client that connects and sends nothing is dropped after the header
+            // timeout too (hyper's timer starts only with the first byte).
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(header_timeout, stream.peek(&mut first)).await,
+                Ok(Ok(1..))
+            ) {
+                metrics.open_connections.fetch_sub(1, Relaxed);
+                drop(permit);
+                return;
+            }
             match tls {
                 None => {
                     let conn = builder.serve_connection(TokioIo::new(stream), svc);
