@@ -1,37 +1,19 @@
-//! What the service answers from: the current snapshot, swappable while serving.
+//! What the service answers from: the library's [`Engine`] (a snapshot, or an update state
+//! directory's base and deltas), swappable while serving.
 //!
-//! [`Backend`] holds an optional snapshot behind an `ArcSwap`, so a reload replaces it
-//! atomically while requests keep reading the one they started with. Lookups go through
-//! [`Loaded`], which turns the library's borrowed records into owned [`Found`] answers (the
-//! shape that is cached and serialized).
+//! [`Backend`] holds an optional engine; a reload swaps its view atomically while requests
+//! keep reading the one they started with. Lookups go through [`Loaded`] (one view), which
+//! turns the library's borrowed records into owned [`Found`] answers (the shape that is
+//! cached and serialized).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use arc_swap::ArcSwapOption;
-use repute::{Digest, Metadata, Query, Record, RecordId, Snapshot, Verdict};
+use repute::{Digest, Engine, Metadata, Query, Record, Snapshot, Verdict, View};
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Policy;
-
-/// Snapshot bytes: a read-only file mapping, or a buffer (tests, in-memory use).
-#[derive(Debug)]
-pub enum SnapshotBytes {
-    /// A memory-mapped snapshot file.
-    Mapped(memmap2::Mmap),
-    /// Bytes held in memory.
-    Owned(Vec<u8>),
-}
-
-impl AsRef<[u8]> for SnapshotBytes {
-    fn as_ref(&self) -> &[u8] {
-        match self {
-            SnapshotBytes::Mapped(m) => m,
-            SnapshotBytes::Owned(v) => v,
-        }
-    }
-}
 
 /// An owned answer: what one record says about one key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,58 +81,45 @@ mod verdict_serde {
     }
 }
 
-/// A loaded snapshot with its parsed metadata.
-#[derive(Debug)]
+/// One view of the engine: what a request reads from start to end.
+#[derive(Debug, Clone)]
 pub struct Loaded {
-    snapshot: Snapshot<SnapshotBytes>,
-    metadata: Metadata,
+    view: Arc<View>,
 }
 
 impl Loaded {
-    /// Wraps an opened snapshot.
-    ///
-    /// # Errors
-    ///
-    /// When its metadata cannot be read.
-    pub fn new(snapshot: Snapshot<SnapshotBytes>) -> Result<Loaded> {
-        let metadata = snapshot
-            .metadata()
-            .context("cannot read the snapshot's metadata")?;
-        Ok(Loaded { snapshot, metadata })
+    /// The base snapshot (range queries read its tables).
+    pub fn snapshot(&self) -> &Snapshot<repute::engine::Storage> {
+        self.view.base()
     }
 
-    /// The snapshot.
-    pub fn snapshot(&self) -> &Snapshot<SnapshotBytes> {
-        &self.snapshot
-    }
-
-    /// Its metadata.
+    /// The view's metadata (the newest layer's).
     pub fn metadata(&self) -> &Metadata {
-        &self.metadata
+        self.view.metadata()
     }
 
-    /// The policy the snapshot carries. The snapshot format has no policy field yet, so
-    /// this is `None` until the engine's metadata lands.
+    /// The policy the snapshot carries.
     pub fn policy(&self) -> Option<Policy> {
-        None
+        self.view.metadata().policy.clone()
     }
 
     /// Looks up one digest.
     #[inline]
     pub fn digest(&self, digest: &Digest) -> Option<Found> {
-        self.snapshot
+        self.view
             .lookup_digest(digest)
             .map(|r| Found::from_record(&r, Some(digest.to_hex())))
     }
 
     /// Looks up many digests, `out[i]` for `digests[i]` (a batched, prefetching lookup).
     pub fn digests(&self, digests: &[Digest]) -> Vec<Option<Found>> {
-        let mut ids: Vec<Option<RecordId>> = vec![None; digests.len()];
-        self.snapshot.lookup_digests(digests, &mut ids);
-        ids.iter()
+        let mut found: Vec<Option<repute::Found>> = vec![None; digests.len()];
+        self.view.lookup_digests(digests, &mut found);
+        found
+            .iter()
             .zip(digests)
-            .map(|(id, d)| {
-                id.and_then(|id| self.snapshot.record(id))
+            .map(|(f, d)| {
+                f.and_then(|f| self.view.record(f))
                     .map(|r| Found::from_record(&r, Some(d.to_hex())))
             })
             .collect()
@@ -165,17 +134,17 @@ impl Loaded {
         match query {
             Query::Digest(d) => Ok(self.digest(d)),
             _ => Ok(self
-                .snapshot
+                .view
                 .lookup(query)?
                 .map(|hit| Found::from_record(&hit.record, Some(hit.matched)))),
         }
     }
 }
 
-/// The swappable current snapshot (or none: a pure caching proxy).
+/// The engine served (or none: a pure caching proxy).
 #[derive(Debug, Default)]
 pub struct Backend {
-    current: ArcSwapOption<Loaded>,
+    engine: Option<Engine>,
     path: Option<PathBuf>,
 }
 
@@ -191,70 +160,75 @@ impl Backend {
     ///
     /// When the bytes are not a valid snapshot.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Backend> {
-        let snapshot = Snapshot::open(SnapshotBytes::Owned(bytes)).context("invalid snapshot")?;
-        let backend = Backend::default();
-        backend
-            .current
-            .store(Some(Arc::new(Loaded::new(snapshot)?)));
-        Ok(backend)
+        let snapshot = Snapshot::open(bytes).context("invalid snapshot")?;
+        Ok(Backend {
+            engine: Some(Engine::from_snapshot(snapshot).context("invalid snapshot")?),
+            path: None,
+        })
     }
 
-    /// Serves a snapshot file, memory-mapped; [`Backend::reload`] maps it again.
+    /// Serves a snapshot file, or an update state directory (base and deltas), mapped;
+    /// [`Backend::reload`] re-reads it.
     ///
     /// # Errors
     ///
-    /// When the file cannot be opened or is not a valid snapshot.
+    /// When it cannot be opened or does not verify.
     pub fn open(path: &Path) -> Result<Backend> {
-        let backend = Backend {
-            current: ArcSwapOption::empty(),
+        #[allow(unsafe_code)]
+        // SAFETY: snapshots and deltas are published by writing a temporary file and
+        // renaming it, never modified in place (the builder and the state directory's
+        // writers do so); a reload maps the new files while old views stay valid.
+        let engine = unsafe {
+            if path.is_dir() {
+                Engine::open_state_dir(path)
+            } else {
+                Engine::open(path, &[])
+            }
+        }
+        .with_context(|| format!("cannot serve {}", path.display()))?;
+        Ok(Backend {
+            engine: Some(engine),
             path: Some(path.to_path_buf()),
-        };
-        backend.current.store(Some(Arc::new(map(path)?)));
-        Ok(backend)
+        })
     }
 
-    /// The current snapshot, if any: a cheap, lock-free read.
+    /// The current view, if any: a cheap, lock-free read.
     #[inline]
-    pub fn load(&self) -> Option<Arc<Loaded>> {
-        self.current.load_full()
+    pub fn load(&self) -> Option<Loaded> {
+        self.engine.as_ref().map(|e| Loaded {
+            view: e.load_full(),
+        })
     }
 
-    /// Re-opens the snapshot file and swaps it in. Requests in flight keep the old one.
+    /// Re-reads the state directory (or the snapshot file) and swaps in what changed.
+    /// Requests in flight keep the old view.
     ///
     /// # Errors
     ///
-    /// When the new file is not a valid snapshot; the old one stays in service.
+    /// When the new files do not verify; the old view stays in service.
     pub fn reload(&self) -> Result<bool> {
-        let Some(path) = &self.path else {
+        let (Some(engine), Some(path)) = (&self.engine, &self.path) else {
             return Ok(false);
         };
-        let loaded = map(path)?;
-        loaded.snapshot.verify().with_context(|| {
-            format!(
-                "snapshot {} failed verification; keeping the old one",
-                path.display()
-            )
-        })?;
-        self.current.store(Some(Arc::new(loaded)));
+        if path.is_dir() {
+            return engine.reload().with_context(|| {
+                format!("cannot reload {}; keeping the old view", path.display())
+            });
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: as in `Backend::open`.
+        unsafe { engine.swap_files(path, &[]) }
+            .with_context(|| format!("cannot reload {}; keeping the old one", path.display()))?;
         Ok(true)
     }
 
-    /// The snapshot file served, if any.
+    /// The engine's status (sequence, layers, staleness, policy, last update).
+    pub fn engine_status(&self) -> Option<repute::EngineStatus> {
+        self.engine.as_ref().map(Engine::status)
+    }
+
+    /// The snapshot file or state directory served, if any.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
-}
-
-fn map(path: &Path) -> Result<Loaded> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot open snapshot {}", path.display()))?;
-    #[allow(unsafe_code)]
-    // SAFETY: snapshots are published by writing a temporary file and renaming it, never
-    // modified in place; a reload maps the new file while the old mapping stays valid for
-    // the requests still using it.
-    let mmap = unsafe { memmap2::Mmap::map(&file) }
-        .with_context(|| format!("cannot map snapshot {}", path.display()))?;
-    let snapshot = Snapshot::open(SnapshotBytes::Mapped(mmap))
-        .with_context(|| format!("invalid snapshot {}", path.display()))?;
-    Loaded::new(snapshot)
 }

@@ -153,7 +153,7 @@ impl Service {
         let policy = config
             .policy
             .as_deref()
-            .map(Policy::from_file)
+            .map(policy::from_file)
             .transpose()?;
         let service = Service {
             config,
@@ -214,7 +214,7 @@ impl Service {
             k.reload()?;
         }
         if let Some(path) = &self.config.policy {
-            self.set_policy(Some(Policy::from_file(path)?));
+            self.set_policy(Some(policy::from_file(path)?));
         } else {
             self.apply_policy();
         }
@@ -382,6 +382,7 @@ impl Service {
                 (None, _) => "authoritative",
             },
             "snapshot": snapshot,
+            "engine": self.backend.engine_status(),
             "cloud": {
                 "state": state.as_str(),
                 "description": description,

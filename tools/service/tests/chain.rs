@@ -497,3 +497,69 @@ async fn slow_clients_are_cut_off_and_connections_are_bounded() {
     drop(idle);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_under_load_fails_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("current.snap");
+    let build = |extra: bool| {
+        let mut b = SnapshotBuilder::new();
+        let f = b.add_feed(FeedInfo::new("feed", "hashes", Verdict::Malicious));
+        b.add_digest(
+            f,
+            BAD_MD5.parse::<Digest>().unwrap(),
+            RecordSpec::new(Verdict::Malicious),
+        );
+        if extra {
+            b.add_digest(
+                f,
+                "fedcba9876543210fedcba9876543210"
+                    .parse::<Digest>()
+                    .unwrap(),
+                RecordSpec::new(Verdict::Malicious),
+            );
+        }
+        b.to_bytes().unwrap()
+    };
+    std::fs::write(&path, build(false)).unwrap();
+    let server = start(
+        Service::new(Config::default(), Backend::open(&path).unwrap()).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await;
+    let c = client();
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (c, url) = (c.clone(), server.url());
+        load.push(tokio::spawn(async move {
+            let mut failed = 0;
+            for _ in 0..150 {
+                let (st, _) = lookup(&c, &url, BAD_MD5).await;
+                failed += usize::from(st != 200);
+            }
+            failed
+        }));
+    }
+    for i in 0..10 {
+        // Publish by temp file and rename, as the builder does, then reload (SIGHUP's path).
+        let tmp = dir.path().join(".tmp-next");
+        std::fs::write(&tmp, build(i % 2 == 0)).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        server.service.reload().unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for t in load {
+        assert_eq!(t.await.unwrap(), 0, "requests failed during reloads");
+    }
+    // The last reload (i = 9) published the snapshot without the extra key; publish it once more.
+    std::fs::write(dir.path().join(".tmp-next"), build(true)).unwrap();
+    std::fs::rename(dir.path().join(".tmp-next"), &path).unwrap();
+    server.service.reload().unwrap();
+    assert_eq!(
+        lookup(&c, &server.url(), "fedcba9876543210fedcba9876543210")
+            .await
+            .0,
+        200
+    );
+    server.stop().await;
+}
