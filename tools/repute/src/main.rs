@@ -5,10 +5,12 @@
 
 mod bench;
 mod build;
+mod cloud;
 mod export;
 mod inspect;
 mod lookup;
 mod scan;
+mod stats;
 mod verify;
 
 use std::io::Write;
@@ -48,6 +50,8 @@ enum Command {
     Scan(scan::ScanArgs),
     Inspect(inspect::InspectArgs),
     Verify(verify::VerifyArgs),
+    Cloud(cloud::CloudArgs),
+    Stats(stats::StatsArgs),
 }
 
 /// What a command found, mapped to the exit code.
@@ -78,6 +82,8 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Cloud(args) => cloud::run(args),
+        Command::Stats(args) => stats::run(args),
     };
     match result {
         Ok(outcome) => outcome.code(),
