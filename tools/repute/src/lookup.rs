@@ -10,6 +10,11 @@ use repute::url::Expressions;
 use repute::{Hit, Query, Verdict};
 use serde::Serialize;
 
+use std::collections::HashMap;
+
+use repute_client::{CloudAnswer, CloudClient};
+
+use crate::cloud::CloudLookupArgs;
 use crate::{open_source, Outcome, Source};
 
 /// Look up digests, URLs and domains.
@@ -47,6 +52,8 @@ pub struct LookupArgs {
     /// it is published): a damaged file may then give wrong answers.
     #[arg(long)]
     no_verify: bool,
+    #[command(flatten)]
+    cloud: CloudLookupArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,9 +111,83 @@ struct Answerer<'s, W: Write> {
     out: W,
     format: OutputFormat,
     outcome: Outcome,
+    /// Cloud answers for the queries of the current chunk the snapshot does not know.
+    cloud: HashMap<String, CloudAnswer>,
 }
 
 impl<W: Write> Answerer<'_, W> {
+    /// Whether the snapshot has nothing on this (valid) query.
+    fn unknown_locally(&mut self, input: &str) -> bool {
+        match (Query::parse(input), self.source) {
+            (Ok(Query::Digest(d)), Source::Snapshot(s)) => s.lookup_digest(&d).is_none(),
+            (Ok(Query::Digest(d)), Source::View(v)) => v.lookup_digest(&d).is_none(),
+            (Ok(Query::Url(u) | Query::Domain(u)), Source::Snapshot(s)) => {
+                matches!(s.lookup_url(&u, &mut self.scratch), Ok(None))
+            }
+            (Ok(Query::Url(u) | Query::Domain(u)), Source::View(v)) => {
+                matches!(v.lookup_url(&u, &mut self.scratch), Ok(None))
+            }
+            (Err(_), _) => false,
+        }
+    }
+
+    fn cloud_answer(&mut self, input: &str, answer: &CloudAnswer) -> Result<()> {
+        if answer.verdict.as_deref() == Some("malicious") && self.outcome == Outcome::Clean {
+            self.outcome = Outcome::Malicious;
+        }
+        match self.format {
+            OutputFormat::Jsonl => {
+                let mut a = answer.clone();
+                a.query = input.to_string();
+                serde_json::to_writer(&mut self.out, &a)?;
+                writeln!(self.out)?;
+            }
+            OutputFormat::Text => {
+                let verdict = answer.verdict.as_deref().unwrap_or("unknown");
+                let kind = answer.kind.as_deref().unwrap_or("-");
+                // Everything the service sent is escaped like feed text.
+                write!(
+                    self.out,
+                    "{}\t{}\t{}",
+                    escape_text(input),
+                    escape_text(verdict),
+                    escape_text(kind)
+                )?;
+                let mut details = Vec::new();
+                let text = |k: &str, v: &Option<String>| {
+                    v.as_ref().map(|v| format!("{k}={}", escape_text(v)))
+                };
+                details.extend(text("name", &answer.name));
+                details.extend(text("category", &answer.category));
+                details.extend(text("source", &answer.source));
+                details.extend(text("matched", &answer.matched));
+                details.push("from=cloud".to_string());
+                writeln!(self.out, "\t{}", details.join(" "))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers a chunk of queries: the snapshot first, what it does not know from the cloud.
+    fn answer_chunk(&mut self, client: &CloudClient, inputs: &[String]) -> Result<()> {
+        let unknown: Vec<String> = inputs
+            .iter()
+            .filter(|q| self.unknown_locally(q))
+            .cloned()
+            .collect();
+        let answers = client.lookup(&unknown);
+        self.cloud = unknown
+            .into_iter()
+            .zip(answers)
+            .filter_map(|(q, a)| a.filter(CloudAnswer::is_known).map(|a| (q, a)))
+            .collect();
+        for q in inputs {
+            self.answer(q)?;
+        }
+        self.cloud.clear();
+        Ok(())
+    }
+
     fn answer(&mut self, input: &str) -> Result<()> {
         let query = match Query::parse(input) {
             Ok(q) => q,
@@ -133,6 +214,11 @@ impl<W: Write> Answerer<'_, W> {
             Ok(h) => h,
             Err(e) => return self.error(input, Some(kind), &e.to_string()),
         };
+        if hit.is_none() {
+            if let Some(answer) = self.cloud.get(input).cloned() {
+                return self.cloud_answer(input, &answer);
+            }
+        }
         let verdict = hit
             .as_ref()
             .map_or(Verdict::Unknown, |h| h.record.verdict());
@@ -233,7 +319,34 @@ pub fn run(args: LookupArgs) -> Result<Outcome> {
         out: BufWriter::new(stdout.lock()),
         format: args.format,
         outcome: Outcome::Clean,
+        cloud: HashMap::new(),
     };
+    let (_, settings) = crate::cloud::settings()?;
+    if let Some(client) = crate::cloud::client(&args.cloud, &settings) {
+        if args.queries.is_empty() {
+            let mut chunk = Vec::new();
+            for line in std::io::stdin().lock().split(b'\n') {
+                let line = line?;
+                if line.len() > 1 << 20 {
+                    continue;
+                }
+                let text = String::from_utf8_lossy(&line).trim().to_string();
+                if !text.is_empty() {
+                    chunk.push(text);
+                }
+                if chunk.len() == 10_000 {
+                    answerer.answer_chunk(&client, &chunk)?;
+                    chunk.clear();
+                }
+            }
+            answerer.answer_chunk(&client, &chunk)?;
+        } else {
+            answerer.answer_chunk(&client, &args.queries)?;
+        }
+        answerer.out.flush()?;
+        crate::cloud::print_status(&client);
+        return Ok(answerer.outcome);
+    }
     if args.queries.is_empty() {
         let stdin = std::io::stdin();
         let interactive = stdin.is_terminal();

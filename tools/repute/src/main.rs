@@ -7,6 +7,7 @@ mod apikey;
 mod atomic;
 mod bench;
 mod build;
+mod cloud;
 mod diff;
 mod export;
 mod inspect;
@@ -17,8 +18,9 @@ mod policy;
 mod publish;
 mod scan;
 mod serve;
-mod verified;
+mod stats;
 mod status;
+mod verified;
 mod verify;
 
 use std::io::Write;
@@ -66,6 +68,8 @@ enum Command {
     Serve(serve::ServeArgs),
     Apikey(apikey::ApikeyArgs),
     Status(status::StatusArgs),
+    Cloud(cloud::CloudArgs),
+    Stats(stats::StatsArgs),
 }
 
 /// What a command found, mapped to the exit code.
@@ -104,6 +108,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Apikey(args) => apikey::run(args),
         Command::Status(args) => status::run(args),
+        Command::Cloud(args) => cloud::run(args),
+        Command::Stats(args) => stats::run(args),
     };
     match result {
         Ok(outcome) => outcome.code(),
@@ -153,6 +159,14 @@ impl Source {
         match self {
             Source::Snapshot(s) => s,
             Source::View(v) => &**v,
+        }
+    }
+
+    /// The sequence number of the snapshot (or of the engine's current view).
+    fn sequence(&self) -> u64 {
+        match self {
+            Source::Snapshot(s) => s.metadata().map_or(0, |m| m.sequence),
+            Source::View(v) => v.sequence(),
         }
     }
 }

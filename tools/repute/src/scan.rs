@@ -11,7 +11,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use repute::scan::{ScanEvent, ScanSummary, ScannedFile, Scanner};
 use repute::Verdict;
 use serde::Serialize;
+use sha2::Digest as _;
 
+use crate::cloud::{CloudLookupArgs, Participation};
 use crate::{open_source, Outcome, Source};
 
 /// Scan files and directories: hash every file and look it up.
@@ -69,6 +71,84 @@ pub struct ScanArgs {
     /// is checked first, well under a second per GB, so a damaged snapshot is an error).
     #[arg(long)]
     no_verify: bool,
+    #[command(flatten)]
+    cloud: CloudLookupArgs,
+}
+
+/// Unknown files asked of the cloud in one scan, at most.
+const MAX_CLOUD_FILES: usize = 100_000;
+/// Samples uploaded in one scan, at most.
+const MAX_SAMPLES_PER_SCAN: usize = 4;
+
+/// A file the snapshot did not know, kept for the cloud.
+struct UnknownFile {
+    path: PathBuf,
+    sha256: String,
+    size: u64,
+}
+
+fn write_cloud_file(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    file: &UnknownFile,
+    answer: &repute_client::CloudAnswer,
+) -> Result<()> {
+    let verdict = answer.verdict.as_deref().unwrap_or("unknown");
+    match format {
+        OutputFormat::Jsonl => {
+            let path = file.path.to_string_lossy();
+            let mut j = JsonFile::new(&path);
+            j.size = Some(file.size);
+            j.sha256 = Some(file.sha256.clone());
+            j.verdict = verdict.parse().ok();
+            j.name = answer.name.as_deref();
+            j.category = answer.category.as_deref();
+            j.source = answer.source.as_deref();
+            j.matched = answer.matched.as_deref();
+            serde_json::to_writer(&mut *out, &j)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Text => {
+            write!(
+                out,
+                "{}\t{}",
+                text_path(&file.path),
+                repute::text::escape_text(verdict)
+            )?;
+            // Everything the service sent is escaped like feed text.
+            let mut details = Vec::new();
+            let text = |k: &str, v: &Option<String>| {
+                v.as_ref()
+                    .map(|v| format!("{k}={}", repute::text::escape_text(v)))
+            };
+            details.extend(text("name", &answer.name));
+            details.extend(text("category", &answer.category));
+            details.extend(text("source", &answer.source));
+            details.push("from=cloud".to_string());
+            writeln!(out, "\t{}", details.join(" "))?;
+        }
+    }
+    Ok(())
+}
+
+/// Uploads a file the service asked for, if it still has the digest asked about.
+fn upload_sample(client: &repute_client::CloudClient, file: &UnknownFile, cap: u64) {
+    if file.size > cap {
+        return;
+    }
+    let Ok(data) = std::fs::read(&file.path) else {
+        return;
+    };
+    let digest: String = sha2::Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if data.len() as u64 > cap || digest != file.sha256 {
+        return;
+    }
+    if let Err(e) = client.post_sample(&file.sha256, &data) {
+        let _ = writeln!(std::io::stderr(), "cloud: sample not uploaded ({e})");
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -339,6 +419,16 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
     });
     let bar = progress_bar();
     let bytes_seen = std::sync::atomic::AtomicU64::new(0);
+    let (config_dir, settings) = crate::cloud::settings()?;
+    let client = crate::cloud::client(&args.cloud, &settings);
+    let sequence = source.sequence();
+    let participation = Mutex::new(Participation::load(
+        config_dir.as_ref(),
+        &settings,
+        sequence,
+    ));
+    let keep_unknown = client.is_some();
+    let unknown_files = Mutex::new(Vec::<UnknownFile>::new());
     let summary = scanner.scan(snapshot, &args.paths, |event| {
         let write = |f: &dyn Fn(&mut dyn Write) -> Result<()>| {
             if let Ok(mut out) = output.lock() {
@@ -354,7 +444,27 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
                     let rate = mb_per_second(total, bar.elapsed());
                     bar.set_message(format!("{:.1} MB, {rate:.1} MB/s", total as f64 / 1e6));
                 }
-                if all || file.verdict() != Verdict::Unknown {
+                let verdict = file.verdict();
+                if let Ok(mut p) = participation.lock() {
+                    if let Some(p) = p.as_mut() {
+                        p.record(&file.digests.digests()[2].to_hex(), verdict);
+                    }
+                }
+                if verdict == Verdict::Unknown && keep_unknown {
+                    if let Ok(mut list) = unknown_files.lock() {
+                        if list.len() < MAX_CLOUD_FILES {
+                            list.push(UnknownFile {
+                                path: file.path.clone(),
+                                sha256: file.digests.digests()[2].to_hex(),
+                                size: file.size(),
+                            });
+                            if !all {
+                                return;
+                            }
+                        }
+                    }
+                }
+                if all || verdict != Verdict::Unknown {
                     write(&|w| write_file(w, format, file));
                 }
             }
@@ -371,13 +481,63 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
         return Err(e.into());
     }
     let mut out = output.out;
+    let mut cloud_malicious = 0;
+    if let Some(client) = &client {
+        let files = unknown_files
+            .into_inner()
+            .map_err(|_| anyhow::anyhow!("lock poisoned"))?;
+        let mut digests: Vec<String> = files.iter().map(|f| f.sha256.clone()).collect();
+        digests.sort_unstable();
+        digests.dedup();
+        let answers: std::collections::HashMap<String, repute_client::CloudAnswer> = digests
+            .iter()
+            .cloned()
+            .zip(client.lookup(&digests))
+            .filter_map(|(d, a)| a.map(|a| (d, a)))
+            .collect();
+        let participation = participation
+            .lock()
+            .map_err(|_| anyhow::anyhow!("lock poisoned"))?;
+        let sample_cap = participation.as_ref().and_then(Participation::samples);
+        let mut uploaded = std::collections::HashSet::new();
+        for file in &files {
+            match answers.get(&file.sha256) {
+                Some(a) if a.is_known() => {
+                    if a.verdict.as_deref() == Some("malicious") {
+                        cloud_malicious += 1;
+                    }
+                    write_cloud_file(&mut out, format, file, a)?;
+                }
+                Some(a) => {
+                    if let Some(cap) = sample_cap {
+                        if a.wanted
+                            && uploaded.len() < MAX_SAMPLES_PER_SCAN
+                            && uploaded.insert(file.sha256.clone())
+                        {
+                            upload_sample(client, file, cap);
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+    }
     out.flush()?;
     drop(out);
     print_summary(&summary);
+    if let Some(client) = &client {
+        crate::cloud::print_status(client);
+    }
+    if let Some(p) = participation
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("lock poisoned"))?
+    {
+        p.finish();
+    }
 
     Ok(if summary.errors > 0 {
         Outcome::Error
-    } else if summary.malicious > 0 {
+    } else if summary.malicious > 0 || cloud_malicious > 0 {
         Outcome::Malicious
     } else {
         Outcome::Clean
