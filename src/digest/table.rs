@@ -293,6 +293,24 @@ impl<'a> FingerprintTable<'a> {
         self.find_in(fp, start, end)
     }
 
+    /// Iterates over the pairs whose fingerprint lies in `lo..=hi`, in order: a binary
+    /// search for the first, then a scan. Range queries (a client that reveals only a
+    /// digest prefix) use it.
+    pub fn range(&self, lo: u128, hi: u128) -> impl Iterator<Item = (u128, RecordId)> + '_ {
+        let (mut a, mut b) = (0, self.count);
+        while a < b {
+            let mid = a + (b - a) / 2;
+            if self.fingerprint_at(mid) < lo {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
+        }
+        (a..self.count)
+            .map(|i| (self.fingerprint_at(i), self.id_at(i)))
+            .take_while(move |(f, _)| *f <= hi)
+    }
+
     /// Iterates over all (fingerprint, record id) pairs in order.
     pub fn iter(&self) -> impl Iterator<Item = (u128, RecordId)> + '_ {
         (0..self.count).map(|i| (self.fingerprint_at(i), self.id_at(i)))

@@ -3,6 +3,7 @@
 //! The binary owns the terminal: the library never prints. Exit codes follow clamscan:
 //! 0 nothing malicious found, 1 something malicious found, 2 an error.
 
+mod apikey;
 mod bench;
 mod build;
 mod cloud;
@@ -10,6 +11,7 @@ mod export;
 mod inspect;
 mod lookup;
 mod scan;
+mod serve;
 mod stats;
 mod verify;
 
@@ -52,6 +54,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     Cloud(cloud::CloudArgs),
     Stats(stats::StatsArgs),
+    Serve(serve::ServeArgs),
+    Apikey(apikey::ApikeyArgs),
 }
 
 /// What a command found, mapped to the exit code.
@@ -84,6 +88,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Cloud(args) => cloud::run(args),
         Command::Stats(args) => stats::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Apikey(args) => apikey::run(args),
     };
     match result {
         Ok(outcome) => outcome.code(),

@@ -1,0 +1,171 @@
+//! `repute serve`: the reputation service (hashlookup, native and Safe Browsing APIs), a
+//! caching proxy in front of upstream services, or both.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use repute_service::{Backend, Config, Service};
+
+use crate::Outcome;
+
+/// Serve lookups over HTTP: the hashlookup API, the native API, a Safe Browsing subset.
+///
+/// With a snapshot and no upstream, the service is authoritative (a private reputation
+/// service). With `--upstream`, misses go to the upstreams in order, and their answers are
+/// cached; without a snapshot it is a pure caching proxy. Listens on 127.0.0.1:13111 by
+/// default (loopback only: pass `--listen 0.0.0.0:13111` to serve the network).
+///
+/// SIGHUP re-reads the snapshot, keys and policy files; SIGTERM or Ctrl-C stop accepting
+/// connections and let in-flight requests finish. The keys file is also re-read when it
+/// changes.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  repute serve bad.snap
+  repute serve bad.snap --listen 0.0.0.0:13111 --keys /etc/repute/keys
+  repute serve --upstream http://ksn.internal:13111 --upstream hashlookup+https://hashlookup.circl.lu
+  repute serve --config /etc/repute/serve.toml")]
+pub struct ServeArgs {
+    /// Snapshot file to answer from (default: none, or the config file's `snapshot`).
+    snapshot: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:13111; 127.0.0.1:17111 with TLS).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Upstream service, repeatable, tried in order: http(s)://HOST:PORT for another repute
+    /// service, hashlookup+https://HOST for a hashlookup server.
+    #[arg(long = "upstream", value_name = "URL")]
+    upstream: Vec<String>,
+    /// Keys file: every request except /healthz then needs a key (see `repute apikey`).
+    #[arg(long, value_name = "FILE")]
+    keys: Option<PathBuf>,
+    /// Policy file (TOML or JSON) restricting upstream traffic.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// TOML configuration file; flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> Result<Outcome> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if args.snapshot.is_some() {
+        config.snapshot = args.snapshot;
+    }
+    if args.listen.is_some() {
+        config.listen = args.listen;
+    }
+    if !args.upstream.is_empty() {
+        config.upstream = args.upstream;
+    }
+    config.keys = args.keys.or(config.keys);
+    config.policy = args.policy.or(config.policy);
+    config.tls_cert = args.tls_cert.or(config.tls_cert);
+    config.tls_key = args.tls_key.or(config.tls_key);
+    config.validate()?;
+    anyhow::ensure!(
+        config.snapshot.is_some() || !config.upstream.is_empty(),
+        "nothing to serve: give a snapshot, an --upstream, or both"
+    );
+
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REPUTE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(Outcome::Clean)
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let backend = match &config.snapshot {
+        Some(path) => Backend::open(path)?,
+        None => Backend::empty(),
+    };
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(c), Some(k)) => Some(repute_service::server::tls_acceptor(c, k)?),
+        _ => None,
+    };
+    let addr = config.listen_addr();
+    let service = Service::new(config, backend)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    // The one line scripts wait for (tests read the port from it).
+    eprintln!("repute serve: listening on {scheme}://{local}");
+    tracing::info!(mode = %service.status()["mode"], "serving");
+
+    // SIGHUP reloads; the keys file is also watched.
+    {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match service.reload() {
+                    Ok(()) => tracing::info!("reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "reload failed; still serving the old state")
+                    }
+                }
+            }
+        });
+    }
+    if service.keys.is_some() {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                if let Some(keys) = &service.keys {
+                    match keys.reload_if_changed() {
+                        Ok(true) => tracing::info!(keys = keys.len(), "keys file reloaded"),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::error!(error = %format!("{e:#}"), "keys file invalid; keeping the old keys")
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let shutdown = async {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+    };
+    repute_service::server::serve(listener, service, tls, shutdown, Duration::from_secs(30)).await
+}
