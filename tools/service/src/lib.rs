@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod routes;
 pub mod safebrowsing;
 pub mod server;
+pub mod statistics;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

@@ -130,6 +130,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/range/{kind}/{prefix}", get(crate::safebrowsing::range))
         .route("/v4/threatMatches:find", post(crate::safebrowsing::find))
         .route("/v4/threatLists", get(crate::safebrowsing::threat_lists))
+        .merge(crate::statistics::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

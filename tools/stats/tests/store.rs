@@ -227,3 +227,34 @@ proptest! {
         }
     }
 }
+
+/// Ingest throughput, for the notes (not a pass/fail check): `cargo test -p repute-stats
+/// --release --test store -- --ignored --nocapture ingest_rate`.
+#[test]
+#[ignore]
+fn ingest_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = StatsStore::open(&dir.path().join("stats.db")).unwrap();
+    let reports: Vec<Submission> = (0..50)
+        .map(|r| {
+            let items = (0..10_000u32)
+                .map(|i| Item {
+                    kind: DigestType::Sha256,
+                    digest: format!("{:064x}", u64::from(i) * 7919 + r as u64 % 3),
+                    verdict: ReportedVerdict::Unknown,
+                    count: 1,
+                })
+                .collect();
+            report(TODAY, r, items)
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    for r in &reports {
+        store.ingest(r, TODAY).unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "ingested 500000 items in {secs:.2} s: {:.0} items/s",
+        500_000.0 / secs
+    );
+}
