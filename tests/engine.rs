@@ -216,11 +216,12 @@ fn lookups_never_fail_while_views_swap() {
         stop.store(true, Ordering::Relaxed);
     });
     assert!(lookups.load(Ordering::Relaxed) > 0);
+    // Other tests in this binary open files at the same time: allow a few, where a leak of
+    // the swapped-out mappings' descriptors would show as about a hundred.
+    let fds_after = open_fds();
     assert!(
-        open_fds() <= fds_before,
-        "descriptors grew: {} -> {}",
-        fds_before,
-        open_fds()
+        fds_after <= fds_before + 8,
+        "descriptors grew: {fds_before} -> {fds_after}"
     );
     assert_eq!(engine.load().sequence(), 2);
 }

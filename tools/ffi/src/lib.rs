@@ -4,7 +4,7 @@
 //! fails when the committed header is stale). The rules every function follows:
 //!
 //! - **Handles are integers**, not pointers: a [`repute_snapshot`] packs a slot index and a
-//!   generation. The slot table ([`registry`]) checks both on every call, so a closed,
+//!   generation. The slot table (`registry`) checks both on every call, so a closed,
 //!   never-opened or garbage handle is [`repute_result::REPUTE_ERROR_INVALID_HANDLE`], never
 //!   undefined behaviour. Lookups load the slot through `arc-swap` (no lock, no shared
 //!   counter), so many threads share one handle without contending.

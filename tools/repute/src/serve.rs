@@ -28,7 +28,8 @@ Examples:
   repute serve --upstream http://ksn.internal:13111 --upstream hashlookup+https://hashlookup.circl.lu
   repute serve --config /etc/repute/serve.toml")]
 pub struct ServeArgs {
-    /// Snapshot file to answer from (default: none, or the config file's `snapshot`).
+    /// Snapshot file or update state directory to answer from (default: none, or the
+    /// config file's `snapshot`).
     snapshot: Option<PathBuf>,
     /// Address to listen on (default 127.0.0.1:13111; 127.0.0.1:17111 with TLS).
     #[arg(long)]
@@ -52,6 +53,24 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Accept anonymous statistics (`POST /v1/statistics`) into this SQLite database of
+    /// per-day aggregates (created if missing). Without it the intake answers 404.
+    #[arg(long, value_name = "FILE")]
+    stats_db: Option<PathBuf>,
+    /// Accept wanted samples (`POST /v1/samples/SHA256`) into this directory (needs
+    /// `--stats-db`); files are stored by digest, never executed or unpacked.
+    #[arg(long, value_name = "DIR", requires = "stats_db")]
+    samples_dir: Option<PathBuf>,
+    /// Largest sample accepted.
+    #[arg(long, value_name = "BYTES", default_value_t = 32 << 20)]
+    sample_max_bytes: u64,
+    /// Total bytes of samples kept.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 30)]
+    samples_quota: u64,
+    /// Also want samples of unknown SHA-256 digests reported by at least K distinct
+    /// reporters on one day (besides the publisher's list in the database).
+    #[arg(long, value_name = "K", requires = "samples_dir")]
+    wanted_min_reporters: Option<u32>,
 }
 
 pub fn run(args: ServeArgs) -> Result<Outcome> {
@@ -73,6 +92,25 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
     config.tls_cert = args.tls_cert.or(config.tls_cert);
     config.tls_key = args.tls_key.or(config.tls_key);
     config.validate()?;
+    if let Some(db) = &args.stats_db {
+        let store = repute_stats::StatsStore::open(db)
+            .with_context(|| format!("cannot open the statistics database {}", db.display()))?;
+        let samples = match &args.samples_dir {
+            Some(dir) => Some(std::sync::Mutex::new(
+                repute_stats::SampleStore::open(dir, args.sample_max_bytes, args.samples_quota)
+                    .with_context(|| {
+                        format!("cannot open the samples directory {}", dir.display())
+                    })?,
+            )),
+            None => None,
+        };
+        repute_service::statistics::install(repute_service::statistics::StatisticsIntake {
+            store: std::sync::Mutex::new(store),
+            samples,
+            limits: repute_stats::Limits::default(),
+            wanted_min_reporters: args.wanted_min_reporters,
+        });
+    }
     anyhow::ensure!(
         config.snapshot.is_some() || !config.upstream.is_empty(),
         "nothing to serve: give a snapshot, an --upstream, or both"

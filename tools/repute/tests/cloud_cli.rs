@@ -485,3 +485,93 @@ fn statistics_flow_from_agents_to_the_next_snapshot() {
         assert!(!contains(&everything, needle), "{needle} leaked");
     }
 }
+
+/// `repute serve --stats-db` takes the agents' reports itself: three agents report one
+/// shared file, and the service's database then knows it under three reporters (and no
+/// file name).
+#[test]
+fn repute_serve_takes_statistics_into_its_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    std::fs::write(work.join("bad.txt"), format!("{EICAR_MD5}\n")).unwrap();
+    let snapshot = build_snapshot(&work.join("c0"), work, &["hashes::bad.txt"]);
+    std::fs::create_dir_all(work.join("service")).unwrap();
+    let db = work.join("service/stats.db");
+    let mut child = repute(&work.join("c0"))
+        .args([
+            "serve",
+            snapshot.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--stats-db")
+        .arg(&db)
+        .env("REPUTE_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("repute serve: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    std::thread::spawn(move || for _ in lines {});
+    for agent in 0..3 {
+        let config = work.join(format!("c{agent}"));
+        let tree = work.join(format!("tree-{agent}"));
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(tree.join(format!("secret-name-{agent}.txt")), "shared file").unwrap();
+        let join = run(
+            &config,
+            work,
+            &["cloud", "join", "--service", &url, "--yes"],
+            "",
+        );
+        assert!(join.status.success(), "{}", text(&join.stderr));
+        let scan = run(
+            &config,
+            work,
+            &["scan", snapshot.to_str().unwrap(), tree.to_str().unwrap()],
+            "",
+        );
+        assert_eq!(scan.status.code(), Some(0), "{}", text(&scan.stderr));
+        let pending = run(&config, work, &["cloud", "status", "--dry-run"], "");
+        assert_eq!(
+            text(&pending.stdout),
+            "",
+            "the report was accepted and dropped"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let export = run(
+        &work.join("c0"),
+        work,
+        &[
+            "stats",
+            "export",
+            "--db",
+            db.to_str().unwrap(),
+            "--min-reporters",
+            "3",
+            "-o",
+            "served.jsonl",
+        ],
+        "",
+    );
+    assert!(export.status.success(), "{}", text(&export.stderr));
+    let feed = std::fs::read_to_string(work.join("served.jsonl")).unwrap();
+    let sha = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(b"shared file")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert!(feed.contains(&sha), "{feed}");
+    assert!(!contains(
+        &all_bytes_under(&work.join("service")),
+        "secret-name"
+    ));
+}

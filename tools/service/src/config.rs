@@ -23,7 +23,7 @@ pub const DEFAULT_TLS_PORT: u16 = 17111;
 pub struct Config {
     /// Address to listen on; default `127.0.0.1:13111` (`127.0.0.1:17111` with TLS).
     pub listen: Option<SocketAddr>,
-    /// Snapshot file (or, once the engine lands, state directory) to answer from.
+    /// Snapshot file or update state directory to answer from.
     pub snapshot: Option<PathBuf>,
     /// Upstream services, tried in order. `http(s)://host:port` is another repute service;
     /// `hashlookup+https://host` is any CIRCL-hashlookup-compatible server.
