@@ -46,6 +46,7 @@ pub mod scan;
 pub mod sign;
 mod snapshot;
 pub mod text;
+pub mod time;
 pub mod url;
 
 pub use build::{BuildReport, FeedInfo, FeedReport, SnapshotBuilder, SourceReport};
