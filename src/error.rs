@@ -111,6 +111,12 @@ pub enum Error {
     /// Building a snapshot failed for a reason other than I/O.
     #[error("build failed: {0}")]
     Build(String),
+    /// An update channel's manifest or file was refused (rollback, freeze, bad entry).
+    #[error("update channel: {reason}")]
+    Channel {
+        /// What is wrong.
+        reason: String,
+    },
     /// A signature, key or trusted comment was refused.
     #[error("signature: {reason}")]
     Signature {

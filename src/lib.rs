@@ -33,6 +33,7 @@
 #![deny(unsafe_code)]
 
 pub mod build;
+pub mod channel;
 pub mod delta;
 pub mod digest;
 pub mod engine;

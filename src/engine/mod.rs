@@ -77,6 +77,42 @@ pub struct EngineOptions {
     pub layer_check: Option<LayerCheck>,
 }
 
+impl EngineOptions {
+    /// Requires every layer to carry the publisher's signature: the file `<layer>.minisig`
+    /// beside it (as `repute update` keeps them in a state directory), made by `key`, whose
+    /// trusted comment names that very file (sequence, identity, kind). A layer without a
+    /// file (in memory) or without a valid signature is refused.
+    pub fn with_public_key(mut self, key: crate::sign::PublicKey) -> EngineOptions {
+        self.layer_check = Some(Arc::new(move |path: Option<&Path>, bytes: &[u8]| {
+            let Some(path) = path else {
+                return Err(Error::Signature {
+                    reason: "a layer in memory has no signature file".into(),
+                });
+            };
+            let sig_path = crate::sign::signature_path(path);
+            let text = std::fs::read_to_string(&sig_path).map_err(|e| Error::Signature {
+                reason: format!(
+                    "{} has no readable signature {}: {e}",
+                    path.display(),
+                    sig_path.display()
+                ),
+            })?;
+            let snapshot = Snapshot::open(bytes)?;
+            crate::sign::verify_snapshot(&key, &snapshot, &text).map_err(|e| {
+                let reason = match e {
+                    Error::Signature { reason } => reason,
+                    other => other.to_string(),
+                };
+                Error::Signature {
+                    reason: format!("{}: {reason}", path.display()),
+                }
+            })?;
+            Ok(())
+        }));
+        self
+    }
+}
+
 impl std::fmt::Debug for EngineOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineOptions")

@@ -6,6 +6,7 @@
 //!   current.json        {"sequence": N, "base": "<identity>.snap", "deltas": ["<identity>.delta", ...]}
 //!   <identity>.snap     immutable whole snapshots, named by identity (SHA-256 of the file)
 //!   <identity>.delta    immutable deltas
+//!   <name>.minisig      the publisher's signature of a file, kept by `repute update`
 //!   backoff.json        owned by `repute update`
 //!   .tmp-*              temporary files (removed by `repute update` at start, under `lock`)
 //! ```
@@ -229,6 +230,8 @@ impl StateDir {
         for name in bases.into_iter().skip(keep).map(|(_, n)| n).chain(others) {
             let path = self.dir.join(&name);
             std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            // Its signature, when the update tool kept one.
+            let _ = std::fs::remove_file(self.dir.join(crate::channel::signature_name(&name)));
             removed.push(name);
         }
         if !removed.is_empty() {

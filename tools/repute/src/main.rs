@@ -20,6 +20,7 @@ mod scan;
 mod serve;
 mod stats;
 mod status;
+mod update;
 mod verified;
 mod verify;
 
@@ -64,6 +65,7 @@ enum Command {
     Keygen(keys::KeygenArgs),
     Sign(keys::SignArgs),
     Publish(publish::PublishArgs),
+    Update(update::UpdateArgs),
     Diff(diff::DiffArgs),
     Merge(merge::MergeArgs),
     Serve(serve::ServeArgs),
@@ -104,6 +106,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keys::run_keygen(args),
         Command::Sign(args) => keys::run_sign(args),
         Command::Publish(args) => publish::run(args),
+        Command::Update(args) => update::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Merge(args) => merge::run(args),
         Command::Serve(args) => serve::run(args),

@@ -1,83 +1,23 @@
 //! `repute publish`: a signed update channel in a plain directory that any static web
 //! server, object store or CDN can serve.
 //!
-//! ```text
-//! CHANNEL/
-//!   <identity>.snap            full snapshots, named by their SHA-256 (never rewritten)
-//!   <identity>.snap.minisig    their signatures (trusted comment names sequence + identity)
-//!   manifest.json              what is current (written last: temp, fsync, rename)
-//!   manifest.json.minisig      its signature (trusted comment: repute manifest sequence=N)
-//! ```
+//! The layout and the manifest are [`repute::channel`]'s. A publish copies the new base in
+//! under its identity, writes a delta from each of the last `--keep` sequences to it (so an
+//! agent that is a few sequences behind fetches one small file), signs each, and writes the
+//! signed manifest last.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use repute::channel::{
+    manifest_comment, signature_name, DeltaEntry, FileEntry, Manifest, MANIFEST,
+};
 use repute::sign::{self, SecretKey, SnapshotComment};
-use serde::{Deserialize, Serialize};
+use repute::Snapshot;
 
 use crate::{atomic, open_snapshot, unix_now, Outcome};
-
-/// The manifest's file name in a channel directory.
-pub const MANIFEST: &str = "manifest.json";
-
-/// One file of the channel, as the manifest names it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct FileEntry {
-    /// The file name, relative to the channel (content-addressed: `<sha256>.snap`).
-    pub path: String,
-    /// Its size in bytes.
-    pub size: u64,
-    /// Its lowercase hex SHA-256 (the snapshot identity).
-    pub sha256: String,
-    /// The snapshot's sequence.
-    pub sequence: u64,
-}
-
-/// A delta from an older sequence to the manifest's.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct DeltaEntry {
-    /// The sequence it applies to.
-    pub from_sequence: u64,
-    /// The identity of the base it applies to.
-    pub from_identity: String,
-    /// The delta file.
-    #[serde(flatten)]
-    pub file: FileEntry,
-}
-
-/// `manifest.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Manifest {
-    /// Manifest format version (1).
-    pub format: u32,
-    /// The current sequence.
-    pub sequence: u64,
-    /// When this manifest was published, Unix seconds.
-    pub created: i64,
-    /// After this, clients refuse the manifest (a frozen channel), Unix seconds.
-    pub expires: i64,
-    /// Seconds a client waits before checking again.
-    pub min_wait: u64,
-    /// The publisher's cloud policy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<repute::Policy>,
-    /// The full snapshot for this sequence.
-    pub base: FileEntry,
-    /// Deltas from older sequences to this one.
-    #[serde(default)]
-    pub deltas: Vec<DeltaEntry>,
-    /// The last published sequences (newest first), so that a later publish can make
-    /// deltas from them.
-    #[serde(default)]
-    pub history: Vec<FileEntry>,
-}
-
-/// The signed trusted comment of a manifest signature.
-pub fn manifest_comment(sequence: u64) -> String {
-    format!("repute manifest sequence={sequence}")
-}
 
 /// Publish NEW.snap into a channel directory: copies it in under its identity, signs it,
 /// and writes a signed manifest.json last, so a reader never sees a manifest naming a
@@ -93,8 +33,7 @@ pub struct PublishArgs {
     /// The secret key (from `repute keygen`, or `minisign -G -W`).
     #[arg(short = 's', long)]
     secret_key: PathBuf,
-    /// How many earlier sequences the manifest remembers (and, with delta support, offers
-    /// deltas from).
+    /// How many earlier sequences the manifest remembers and offers deltas from.
     #[arg(long, default_value_t = 3)]
     keep: usize,
     /// The publisher's cloud policy, a TOML or JSON file; default: the snapshot's own.
@@ -112,8 +51,8 @@ pub struct PublishArgs {
 fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
     let path = dir.join(MANIFEST);
     match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-            format!("{} is not a repute manifest", path.display())
+        Ok(bytes) => Ok(Some(Manifest::parse(&bytes).with_context(|| {
+            format!("{} is not a usable repute manifest", path.display())
         })?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
@@ -179,7 +118,7 @@ pub fn run(args: PublishArgs) -> Result<Outcome> {
     let bytes = snapshot.as_bytes();
     let name = format!("{}.snap", comment.identity);
     put_immutable(&args.dir, &name, bytes)?;
-    let sig_name = format!("{name}{}", sign::SIGNATURE_SUFFIX);
+    let sig_name = signature_name(&name);
     if !args.dir.join(&sig_name).exists() {
         let text = sign::sign(&secret, bytes, &comment.to_string())?;
         atomic::write_file(&args.dir.join(&sig_name), text.as_bytes(), 0o644, false)?;
@@ -196,6 +135,7 @@ pub fn run(args: PublishArgs) -> Result<Outcome> {
         history.extend(prev.history.iter().cloned());
     }
     history.truncate(args.keep);
+    let deltas = write_deltas(&args.dir, &secret, &snapshot, &base, &history)?;
 
     let manifest = Manifest {
         format: 1,
@@ -205,11 +145,10 @@ pub fn run(args: PublishArgs) -> Result<Outcome> {
         min_wait: args.min_wait,
         policy,
         base,
-        deltas: Vec::new(),
+        deltas,
         history,
     };
-    let mut json = serde_json::to_vec_pretty(&manifest)?;
-    json.push(b'\n');
+    let json = manifest.to_json()?;
     let sig = sign::sign(&secret, &json, &manifest_comment(manifest.sequence))?;
     // The manifest last, then its signature: a reader that catches the pair mid-switch
     // sees a signature mismatch and retries later; it never sees a missing file.
@@ -224,12 +163,94 @@ pub fn run(args: PublishArgs) -> Result<Outcome> {
     )?;
     writeln!(
         std::io::stdout(),
-        "{}: sequence {} published (base {}, {} bytes, expires {})",
+        "{}: sequence {} published (base {}, {} bytes; {} delta(s); expires {})",
         args.dir.display(),
         manifest.sequence,
         manifest.base.path,
         manifest.base.size,
+        manifest.deltas.len(),
         crate::iso8601(expires)
     )?;
+    for d in &manifest.deltas {
+        writeln!(
+            std::io::stdout(),
+            "  delta from sequence {}: {} ({} bytes, {:.2}% of the base)",
+            d.from_sequence,
+            d.file.path,
+            d.file.size,
+            100.0 * d.file.size as f64 / manifest.base.size.max(1) as f64
+        )?;
+    }
     Ok(Outcome::Clean)
+}
+
+/// Writes (or finds, when an earlier run already wrote it) a signed delta from each earlier
+/// base in `history` to the new one. A history entry whose file is gone from the channel is
+/// skipped: clients at that sequence fetch the base.
+fn write_deltas<D: AsRef<[u8]>>(
+    dir: &Path,
+    secret: &SecretKey,
+    new: &Snapshot<D>,
+    base: &FileEntry,
+    history: &[FileEntry],
+) -> Result<Vec<DeltaEntry>> {
+    // Work files go in a private directory inside the channel (same file system, so the
+    // finished delta is renamed, not copied); a killed publish's leftovers are removed here.
+    remove_stale_work_dirs(dir);
+    let work = tempfile::Builder::new()
+        .prefix(WORK_PREFIX)
+        .tempdir_in(dir)
+        .with_context(|| format!("cannot create a work directory in {}", dir.display()))?;
+    let mut deltas = Vec::new();
+    for old in history {
+        let old_path = dir.join(&old.path);
+        let old_bytes = match std::fs::read(&old_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", old_path.display())),
+        };
+        let old_snap = Snapshot::open(old_bytes)
+            .with_context(|| format!("{} is not a snapshot", old_path.display()))?;
+        let tmp = work.path().join(format!("from-{}.delta", old.sequence));
+        repute::delta::diff(&old_snap, new, &tmp)
+            .with_context(|| format!("cannot write the delta from sequence {}", old.sequence))?;
+        let bytes =
+            std::fs::read(&tmp).with_context(|| format!("cannot read {}", tmp.display()))?;
+        let delta = Snapshot::open(bytes)?;
+        let comment = SnapshotComment::of(&delta)?;
+        let name = format!("{}.delta", comment.identity);
+        put_immutable(dir, &name, delta.as_bytes())?;
+        let sig_name = signature_name(&name);
+        if !dir.join(&sig_name).exists() {
+            let text = sign::sign(secret, delta.as_bytes(), &comment.to_string())?;
+            atomic::write_file(&dir.join(&sig_name), text.as_bytes(), 0o644, false)?;
+        }
+        deltas.push(DeltaEntry {
+            from_sequence: old.sequence,
+            from_identity: old.sha256.clone(),
+            file: FileEntry {
+                path: name,
+                size: delta.as_bytes().len() as u64,
+                sha256: comment.identity,
+                sequence: base.sequence,
+            },
+        });
+    }
+    Ok(deltas)
+}
+
+/// Prefix of a publish's work directory inside the channel.
+const WORK_PREFIX: &str = ".repute-publish-";
+
+/// Removes work directories that killed publishes left. Publishing into one channel is one
+/// publisher's job at a time (the manifest's sequence check catches a second one).
+fn remove_stale_work_dirs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(WORK_PREFIX) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
