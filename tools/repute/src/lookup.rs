@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use repute_client::{CloudAnswer, CloudClient};
 
 use crate::cloud::CloudLookupArgs;
-use crate::{open_source, Outcome, Source};
+use crate::{open_source, Outcome, Source, TrustArgs};
 
 /// Look up digests, URLs and domains.
 ///
@@ -52,6 +52,8 @@ pub struct LookupArgs {
     /// it is published): a damaged file may then give wrong answers.
     #[arg(long)]
     no_verify: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
     #[command(flatten)]
     cloud: CloudLookupArgs,
 }
@@ -285,7 +287,7 @@ impl<W: Write> Answerer<'_, W> {
 }
 
 pub fn run(args: LookupArgs) -> Result<Outcome> {
-    let source = match open_source(&args.snapshot) {
+    let source = match open_source(&args.snapshot, &args.trust) {
         Ok(s) => s,
         // `repute lookup QUERY SNAPSHOT`: say which argument comes first.
         Err(e) if !args.snapshot.exists() && args.queries.iter().any(|q| Path::new(q).is_file()) => {

@@ -25,7 +25,7 @@ mod verified;
 mod verify;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -175,19 +175,69 @@ impl Source {
     }
 }
 
+/// `--public-key`: answer only from data the publisher signed.
+#[derive(Debug, Clone, clap::Args)]
+struct TrustArgs {
+    /// Require the publisher's signature (minisign format) on what is opened: for a
+    /// snapshot file its `SNAPSHOT.minisig`, for a state directory every layer's signature
+    /// kept beside it by `repute update`. A missing or wrong signature is an error.
+    #[arg(long, value_name = "PUB")]
+    public_key: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    fn key(&self) -> anyhow::Result<Option<repute::sign::PublicKey>> {
+        use anyhow::Context;
+        self.public_key
+            .as_deref()
+            .map(|p| {
+                repute::sign::PublicKey::from_file(p)
+                    .with_context(|| format!("cannot read public key {}", p.display()))
+            })
+            .transpose()
+    }
+
+    /// Engine options that enforce the key, if one is given.
+    fn engine_options(&self) -> anyhow::Result<repute::EngineOptions> {
+        let options = repute::EngineOptions::default();
+        Ok(match self.key()? {
+            Some(key) => options.with_public_key(key),
+            None => options,
+        })
+    }
+}
+
+/// Opens a state directory through the engine, enforcing `trust`.
+fn open_engine(path: &Path, trust: &TrustArgs) -> anyhow::Result<repute::Engine> {
+    use anyhow::Context;
+    let options = trust.engine_options()?;
+    #[allow(unsafe_code)]
+    // SAFETY: a state directory's files are only ever written by rename (repute update and
+    // the library's StateDir write that way); the CLI holds the mapping only for one command.
+    let engine = unsafe { repute::Engine::open_state_dir_with(path, options) }
+        .with_context(|| format!("cannot open state directory {}", path.display()))?;
+    Ok(engine)
+}
+
 /// Opens a snapshot file, or a state directory (a directory holding `current.json`).
-fn open_source(path: &Path) -> anyhow::Result<Source> {
+fn open_source(path: &Path, trust: &TrustArgs) -> anyhow::Result<Source> {
     use anyhow::Context;
     if path.is_dir() {
-        #[allow(unsafe_code)]
-        // SAFETY: a state directory's files are only ever written by rename (repute update
-        // and the library's StateDir write that way); the CLI holds the mapping only for one
-        // command.
-        let engine = unsafe { repute::Engine::open_state_dir(path) }
-            .with_context(|| format!("cannot open state directory {}", path.display()))?;
-        return Ok(Source::View(engine.load_full()));
+        return Ok(Source::View(open_engine(path, trust)?.load_full()));
     }
     let snapshot = open_snapshot(path)?;
+    if let Some(key) = trust.key()? {
+        let sig_path = repute::sign::signature_path(path);
+        let sig = std::fs::read_to_string(&sig_path).with_context(|| {
+            format!(
+                "{} has no readable signature {}",
+                path.display(),
+                sig_path.display()
+            )
+        })?;
+        repute::sign::verify_snapshot(&key, &snapshot, &sig)
+            .with_context(|| format!("signature {} refused", sig_path.display()))?;
+    }
     if snapshot.is_delta() {
         anyhow::bail!(
             "{} is a delta, not a whole snapshot: merge it into its base (repute merge) or use a state directory",

@@ -14,7 +14,7 @@ use serde::Serialize;
 use sha2::Digest as _;
 
 use crate::cloud::{CloudLookupArgs, Participation};
-use crate::{open_source, Outcome, Source};
+use crate::{open_source, Outcome, Source, TrustArgs};
 
 /// Scan files and directories: hash every file and look it up.
 ///
@@ -71,6 +71,8 @@ pub struct ScanArgs {
     /// is checked first, well under a second per GB, so a damaged snapshot is an error).
     #[arg(long)]
     no_verify: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
     #[command(flatten)]
     cloud: CloudLookupArgs,
 }
@@ -384,7 +386,7 @@ fn print_summary(s: &ScanSummary) {
 }
 
 pub fn run(args: ScanArgs) -> Result<Outcome> {
-    let source = open_source(&args.snapshot)?;
+    let source = open_source(&args.snapshot, &args.trust)?;
     // A state directory's layers are verified when the engine loads them.
     if let (false, Source::Snapshot(snapshot)) = (args.no_verify, &source) {
         // A scan reads the whole tree anyway: check the snapshot first, so that a damaged

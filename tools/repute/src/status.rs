@@ -3,10 +3,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use crate::{iso8601, unix_now, Outcome};
+use crate::{iso8601, open_engine, unix_now, Outcome, TrustArgs};
 
 /// Show the snapshot in force in an update state directory: sequence, age, whether it is
 /// stale (past its expiry), its layers (base and deltas) and the cloud policy. Exits 2 when
@@ -18,6 +18,8 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     format: StatusFormat,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -27,11 +29,7 @@ enum StatusFormat {
 }
 
 pub fn run(args: StatusArgs) -> Result<Outcome> {
-    #[allow(unsafe_code)]
-    // SAFETY: a state directory's files are only ever written by rename; the mapping lives
-    // for this command only.
-    let engine = unsafe { repute::Engine::open_state_dir(&args.state) }
-        .with_context(|| format!("cannot open state directory {}", args.state.display()))?;
+    let engine = open_engine(&args.state, &args.trust)?;
     let status = engine.status_at(unix_now());
     let mut out = std::io::stdout().lock();
     match args.format {

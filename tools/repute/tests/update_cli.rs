@@ -328,6 +328,36 @@ fn sign_manifest(dir: &Path, channel: &Path, json: &str, sequence: u64) {
     std::fs::write(channel.join("manifest.json.minisig"), sig).unwrap();
 }
 
+/// `--public-key` on lookup and status: a base and two deltas, each signed, are accepted
+/// with the publisher's key and refused with another; a snapshot file needs its .minisig.
+fn trusted_lookups(p: &Path, listed: &str) {
+    // Exit 1: a listed digest was found (malicious).
+    let o = repute(p, &["lookup", "st", "--public-key", "k.pub", listed]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    ok(&repute(p, &["status", "st", "--public-key", "k.pub"]));
+    ok(&repute(
+        p,
+        &["keygen", "-p", "other.pub", "-s", "other.key"],
+    ));
+    for args in [
+        &["lookup", "st", "--public-key", "other.pub", listed][..],
+        &["status", "st", "--public-key", "other.pub"],
+        &["scan", "st", "--public-key", "other.pub", "k.pub"],
+    ] {
+        let o = repute(p, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(err(&o).contains("signature"), "{args:?}: {}", err(&o));
+    }
+    // A snapshot file: refused without its signature, accepted once signed.
+    let o = repute(p, &["lookup", "s3.snap", "--public-key", "k.pub", listed]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("s3.snap.minisig"), "{}", err(&o));
+    ok(&repute(p, &["sign", "s3.snap", "-s", "k.key"]));
+    let o = repute(p, &["lookup", "s3.snap", "--public-key", "k.pub", listed]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(out(&o).contains("malicious"), "{}", out(&o));
+}
+
 #[test]
 fn updates_by_delta_and_merge_and_refuses_what_it_must() {
     let dir = tempfile::tempdir().unwrap();
@@ -382,6 +412,9 @@ fn updates_by_delta_and_merge_and_refuses_what_it_must() {
             "sequence {seq}"
         );
         no_leftovers(&p.join("st"));
+        if seq == 3 {
+            trusted_lookups(p, &bad[0]);
+        }
     }
     // After the merge the installed base is the publisher's sequence-4 base, byte for byte.
     let current: serde_json::Value =
