@@ -455,7 +455,11 @@ fn an_override_on_one_digest_beats_a_malicious_entry_on_another() {
     let mut allow = FeedInfo::new("allow", "sha256sum", Verdict::Trusted);
     allow.r#override = true;
     let allow = b.add_feed(allow);
-    b.add_digest(bad, md5, RecordSpec::new(Verdict::Malicious).name("FalsePositive"));
+    b.add_digest(
+        bad,
+        md5,
+        RecordSpec::new(Verdict::Malicious).name("FalsePositive"),
+    );
     b.add_digest(allow, sha256, RecordSpec::new(Verdict::Trusted));
     let snapshot = Snapshot::open(b.to_bytes().unwrap()).unwrap();
     let hit = lookup_file(&snapshot, &d).unwrap();

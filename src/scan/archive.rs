@@ -138,13 +138,7 @@ pub fn walk_archive<R: Read + Seek>(
         on_event,
     };
     let path = path.as_os_str().to_owned();
-    walk.archive(&path, kind, Source::Seekable(reader), compressed_len, 1);
-}
-
-/// An archive's bytes: seekable (a file, or a member held in memory) or a stream.
-enum Source<'r, R> {
-    Seekable(R),
-    Stream(Box<dyn Read + 'r>),
+    walk.archive(&path, kind, reader, compressed_len, 1);
 }
 
 struct Walk<'a> {
@@ -271,39 +265,25 @@ impl Walk<'_> {
     }
 
     /// Walks one archive at nesting `depth` (1 for the file on disk).
-    fn archive<'r, R: Read + Seek + 'r>(
+    fn archive<R: Read + Seek>(
         &mut self,
         path: &OsString,
         kind: ArchiveKind,
-        source: Source<'r, R>,
+        reader: R,
         compressed_len: u64,
         depth: u32,
     ) {
-        match (kind, source) {
-            (ArchiveKind::Zip, Source::Seekable(r)) => self.zip(path, r, depth),
-            (ArchiveKind::Zip, Source::Stream(_)) => {
-                self.damaged(path, "a zip inside a stream cannot be opened")
-            }
-            (ArchiveKind::Tar, Source::Seekable(r)) => self.tar(path, Box::new(r), depth),
-            (ArchiveKind::Tar, Source::Stream(r)) => self.tar(path, r, depth),
-            (ArchiveKind::Gzip, source) => {
-                let inner: Box<dyn Read + 'r> = match source {
-                    Source::Seekable(r) => Box::new(r),
-                    Source::Stream(r) => r,
-                };
-                let decoder = flate2::read::MultiGzDecoder::new(inner);
+        match kind {
+            ArchiveKind::Zip => self.zip(path, reader, depth),
+            ArchiveKind::Tar => self.tar(path, Box::new(reader), depth),
+            ArchiveKind::Gzip => {
+                let decoder = flate2::read::MultiGzDecoder::new(reader);
                 self.stream(path, Box::new(decoder), compressed_len, depth);
             }
-            (ArchiveKind::Zstd, source) => {
-                let inner: Box<dyn Read + 'r> = match source {
-                    Source::Seekable(r) => Box::new(r),
-                    Source::Stream(r) => r,
-                };
-                match zstd::stream::read::Decoder::new(inner) {
-                    Ok(decoder) => self.stream(path, Box::new(decoder), compressed_len, depth),
-                    Err(e) => self.damaged(path, e),
-                }
-            }
+            ArchiveKind::Zstd => match zstd::stream::read::Decoder::new(reader) {
+                Ok(decoder) => self.stream(path, Box::new(decoder), compressed_len, depth),
+                Err(e) => self.damaged(path, e),
+            },
         }
     }
 
@@ -316,13 +296,13 @@ impl Walk<'_> {
             if self.stopped {
                 return;
             }
+            let name = archive
+                .name_for_index(i)
+                .map(|n| n.as_bytes().to_vec())
+                .unwrap_or_else(|| format!("#{i}").into_bytes());
             let mut file = match archive.by_index(i) {
                 Ok(f) => f,
                 Err(e) => {
-                    let name = archive
-                        .name_for_index(i)
-                        .map(|n| n.as_bytes().to_vec())
-                        .unwrap_or_else(|| format!("#{i}").into_bytes());
                     self.damaged(&member_path(path, &name), e);
                     continue;
                 }
@@ -561,8 +541,7 @@ impl Walk<'_> {
                 );
             } else {
                 let len = held.len() as u64;
-                let source: Source<'_, Cursor<Vec<u8>>> = Source::Seekable(Cursor::new(held));
-                self.archive(path, kind, source, len, depth + 1);
+                self.archive(path, kind, Cursor::new(held), len, depth + 1);
                 if self.stopped {
                     return Read1::Stop;
                 }
@@ -611,7 +590,11 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let magics: [&[u8]; 3] = [b"PK\x03\x04", &[0x1f, 0x8b, 8, 0], &[0x28, 0xb5, 0x2f, 0xfd]];
+        let magics: [&[u8]; 3] = [
+            b"PK\x03\x04",
+            &[0x1f, 0x8b, 8, 0],
+            &[0x28, 0xb5, 0x2f, 0xfd],
+        ];
         let mut buf = vec![0u8; 4096];
         for magic in magics {
             for len in [0usize, 1, 10, 100, 1000, 5000] {

@@ -116,7 +116,9 @@ pub fn lookup_file<'s, S: DigestSource + ?Sized>(
         if let Some(record) = snapshot.lookup_digest(digest) {
             // Lower ranks win: overrides first, then by verdict precedence.
             let rank = |r: &Record<'_>| (!r.is_override(), r.verdict().precedence());
-            let stronger = best.as_ref().is_none_or(|b| rank(&record) < rank(&b.record));
+            let stronger = best
+                .as_ref()
+                .is_none_or(|b| rank(&record) < rank(&b.record));
             if stronger {
                 best = Some(DigestHit {
                     record,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use repute::build::BuildPhase;
 use repute::feeds::{read_feed, Column, CsvColumns, FeedFormat, FeedOptions};
@@ -124,7 +124,10 @@ pub struct BuildArgs {
 /// reported as what it is, not as a failure to write the snapshot.
 fn check_temp_dir(dir: &Path) -> Result<()> {
     match std::fs::metadata(dir) {
-        Err(e) => bail!("--temp-dir {}: {e} (give an existing directory)", dir.display()),
+        Err(e) => bail!(
+            "--temp-dir {}: {e} (give an existing directory)",
+            dir.display()
+        ),
         Ok(m) if !m.is_dir() => bail!("--temp-dir {}: not a directory", dir.display()),
         Ok(_) => {}
     }

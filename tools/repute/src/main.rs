@@ -146,7 +146,7 @@ fn main() -> ExitCode {
                 let _ = output::write_command_error(&mut std::io::stdout().lock(), &e);
             }
             // Messages quote queries, feed lines and file names: escape them.
-            let message = format!("{e:#}");
+            let message = output::message(&e);
             let _ = writeln!(
                 std::io::stderr(),
                 "repute: {}",

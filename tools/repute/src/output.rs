@@ -52,8 +52,30 @@ impl ErrorObject {
 
     /// The error of a failed command, classified by the first cause that says what it is.
     pub fn from_anyhow(e: &anyhow::Error) -> Self {
-        ErrorObject::new(error_kind(e), format!("{e:#}"))
+        ErrorObject::new(error_kind(e), message(e))
     }
+}
+
+/// A failed command's message: its causes joined by `: `, each naming a path only once
+/// (`cannot open snapshot x.snap: x.snap: No such file` becomes `cannot open snapshot
+/// x.snap: No such file`).
+pub fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        let mut part = part.as_str();
+        if !text.is_empty() {
+            // Drop a leading `WHAT: ` that the message so far already ends with.
+            if let Some((head, rest)) = part.split_once(": ") {
+                if !head.is_empty() && text.ends_with(head) {
+                    part = rest;
+                }
+            }
+            text.push_str(": ");
+        }
+        text.push_str(part);
+    }
+    text
 }
 
 /// A short, stable name for what went wrong: `not_found`, `permission`, `io`, `damaged`
@@ -142,6 +164,14 @@ mod tests {
             .context("cannot open x");
         assert_eq!(error_kind(&e), "not_found");
         assert_eq!(error_kind(&anyhow::anyhow!("plain")), "error");
+    }
+
+    #[test]
+    fn a_path_is_named_once() {
+        let e = anyhow::anyhow!("nosuch.txt: No such file").context("feed nosuch.txt");
+        assert_eq!(message(&e), "feed nosuch.txt: No such file");
+        let e = anyhow::anyhow!("other: reason").context("feed nosuch.txt");
+        assert_eq!(message(&e), "feed nosuch.txt: other: reason");
     }
 
     #[test]

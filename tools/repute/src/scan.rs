@@ -349,7 +349,11 @@ fn file_line(format: Format, entry: &'static str, file: &ScannedFile<'_>) -> Vec
                 j.last_seen = hit.record.last_seen();
                 j.confidence = hit.record.confidence();
                 if member.is_none() {
-                    let matched = file.digests.digests().into_iter().find(|d| d.kind() == hit.matched);
+                    let matched = file
+                        .digests
+                        .digests()
+                        .into_iter()
+                        .find(|d| d.kind() == hit.matched);
                     j.matched = matched.map(|d| d.to_hex());
                 }
             }
@@ -694,7 +698,13 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
             }
             Err(e) => {
                 summary.errors += 1;
-                let line = note_line(format, "error", Path::new("-"), io_error_kind(&e), &e.to_string());
+                let line = note_line(
+                    format,
+                    "error",
+                    Path::new("-"),
+                    io_error_kind(&e),
+                    &e.to_string(),
+                );
                 put(Path::new("-"), line);
             }
         }
@@ -725,7 +735,16 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
                 }
             }
             ScanEvent::Error { path, error } => {
-                put(path, note_line(format, "error", path, io_error_kind(error), &error.to_string()));
+                put(
+                    path,
+                    note_line(
+                        format,
+                        "error",
+                        path,
+                        io_error_kind(error),
+                        &error.to_string(),
+                    ),
+                );
             }
             _ => {}
         });

@@ -129,7 +129,15 @@ fn json_and_jsonl_are_one_format_with_a_schema_version_everywhere() {
     // build's report too.
     let o = run(
         p,
-        &["build", "-o", "again.snap", "--feed", "hashes::bad.txt", "--format", "jsonl"],
+        &[
+            "build",
+            "-o",
+            "again.snap",
+            "--feed",
+            "hashes::bad.txt",
+            "--format",
+            "jsonl",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(json_lines(&o)[0]["schema"], "repute/1");
@@ -141,7 +149,10 @@ fn lookup_and_scan_use_the_same_field_names() {
     let p = dir.path();
     let o = run(p, &["lookup", "bad.snap", EICAR_MD5, "--format", "json"]);
     let lookup = &json_lines(&o)[0];
-    let o = run(p, &["scan", "bad.snap", "tree/eicar.com", "--format", "json"]);
+    let o = run(
+        p,
+        &["scan", "bad.snap", "tree/eicar.com", "--format", "json"],
+    );
     let scan = &json_lines(&o)[0];
     for field in ["verdict", "type", "matched", "source"] {
         assert_eq!(lookup[field], scan[field], "{field}: {lookup} vs {scan}");
@@ -163,7 +174,14 @@ fn errors_are_structured_objects() {
     // A bad query among good ones.
     let o = run(
         p,
-        &["lookup", "bad.snap", EICAR_MD5, "hello world!!", "--format", "json"],
+        &[
+            "lookup",
+            "bad.snap",
+            EICAR_MD5,
+            "hello world!!",
+            "--format",
+            "json",
+        ],
     );
     assert_eq!(o.status.code(), Some(2));
     let lines = json_lines(&o);
@@ -184,7 +202,11 @@ fn errors_are_structured_objects() {
         let lines = json_lines(&o);
         assert_eq!(lines.len(), 1, "{a:?}: {}", stdout(&o));
         assert_eq!(lines[0]["schema"], "repute/1");
-        assert_eq!(lines[0]["error"]["kind"], "not_found", "{a:?}: {}", lines[0]);
+        assert_eq!(
+            lines[0]["error"]["kind"], "not_found",
+            "{a:?}: {}",
+            lines[0]
+        );
         assert!(lines[0]["error"]["message"]
             .as_str()
             .unwrap()
@@ -192,7 +214,10 @@ fn errors_are_structured_objects() {
         assert!(stderr(&o).contains("missing.snap"));
     }
     // A scan error for one file.
-    let o = run(p, &["scan", "bad.snap", "tree", "nothere", "--format", "json"]);
+    let o = run(
+        p,
+        &["scan", "bad.snap", "tree", "nothere", "--format", "json"],
+    );
     assert_eq!(o.status.code(), Some(2));
     let missing = json_lines(&o)
         .into_iter()
@@ -211,7 +236,11 @@ fn stdin_skips_blank_lines_and_comments_and_help_matches_output() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let text = stdout(&o);
     assert_eq!(text.lines().count(), 1, "{text}");
-    assert_eq!(text.lines().next().unwrap().split('\t').count(), 4, "{text}");
+    assert_eq!(
+        text.lines().next().unwrap().split('\t').count(),
+        4,
+        "{text}"
+    );
     let help = stdout(&run(p, &["lookup", "--help"]));
     assert!(help.contains("tab-separated"), "{help}");
     assert!(!help.contains("aligned"), "{help}");
@@ -240,7 +269,10 @@ fn scan_lists_malicious_and_suspicious_by_default() {
 
     let o = run(p, &["scan", "bad.snap", "tree", "--all"]);
     assert_eq!(listed_paths(&o).len(), 4);
-    let o = run(p, &["scan", "bad.snap", "tree", "--show", "trusted,unknown"]);
+    let o = run(
+        p,
+        &["scan", "bad.snap", "tree", "--show", "trusted,unknown"],
+    );
     let mut listed = listed_paths(&o);
     listed.sort();
     assert_eq!(listed, ["tree/trusted.txt", "tree/unknown.txt"]);
@@ -261,7 +293,15 @@ fn sort_path_is_stable_across_thread_counts() {
     for threads in ["1", "2", "4"] {
         let o = run(
             p,
-            &["scan", "bad.snap", "tree", "--sort", "path", "--threads", threads],
+            &[
+                "scan",
+                "bad.snap",
+                "tree",
+                "--sort",
+                "path",
+                "--threads",
+                threads,
+            ],
         );
         let listed = listed_paths(&o);
         let mut sorted = listed.clone();
@@ -295,7 +335,11 @@ fn quiet_and_no_summary() {
 fn scan_reads_standard_input_and_file_lists() {
     let dir = setup();
     let p = dir.path();
-    let o = repute(p, &["scan", "bad.snap", "-", "--format", "json"], Some(EICAR));
+    let o = repute(
+        p,
+        &["scan", "bad.snap", "-", "--format", "json"],
+        Some(EICAR),
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let line = &json_lines(&o)[0];
     assert_eq!(line["path"], "-");
@@ -360,8 +404,11 @@ fn members_of_every_archive_format_are_hashed_and_rolled_up() {
     let a = p.join("arch");
     fs::create_dir_all(&a).unwrap();
     let notes = b"release notes\n".as_slice();
-    fs::write(a.join("e.zip"), zip_bytes(&[("docs/notes.txt", notes), ("bin/eicar.com", EICAR)]))
-        .unwrap();
+    fs::write(
+        a.join("e.zip"),
+        zip_bytes(&[("docs/notes.txt", notes), ("bin/eicar.com", EICAR)]),
+    )
+    .unwrap();
     let tar = tar_bytes(&[("notes.txt", notes), ("x/eicar.com", EICAR)]);
     fs::write(a.join("e.tar"), &tar).unwrap();
     fs::write(a.join("e.tar.gz"), gzip_bytes(&tar)).unwrap();
@@ -371,9 +418,16 @@ fn members_of_every_archive_format_are_hashed_and_rolled_up() {
     fs::write(a.join("clean.zip"), zip_bytes(&[("notes.txt", notes)])).unwrap();
     // Nested: a zip inside a tar.gz.
     let inner = zip_bytes(&[("deep/eicar.com", EICAR)]);
-    fs::write(a.join("nested.tgz"), gzip_bytes(&tar_bytes(&[("in.zip", &inner)]))).unwrap();
+    fs::write(
+        a.join("nested.tgz"),
+        gzip_bytes(&tar_bytes(&[("in.zip", &inner)])),
+    )
+    .unwrap();
 
-    let o = run(p, &["scan", "bad.snap", "arch", "--all", "--format", "json"]);
+    let o = run(
+        p,
+        &["scan", "bad.snap", "arch", "--all", "--format", "json"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let lines = json_lines(&o);
     let by_path: HashMap<String, &serde_json::Value> = lines
@@ -390,7 +444,9 @@ fn members_of_every_archive_format_are_hashed_and_rolled_up() {
         "arch/nested.tgz!in.zip!deep/eicar.com",
     ];
     for m in malicious_members {
-        let line = by_path.get(m).unwrap_or_else(|| panic!("{m} missing: {}", stdout(&o)));
+        let line = by_path
+            .get(m)
+            .unwrap_or_else(|| panic!("{m} missing: {}", stdout(&o)));
         assert_eq!(line["entry"], "member");
         assert_eq!(line["verdict"], "malicious", "{m}");
         assert_eq!(line["md5"], EICAR_MD5);
@@ -405,7 +461,11 @@ fn members_of_every_archive_format_are_hashed_and_rolled_up() {
     // Clean members carry the digests coreutils gives for the same bytes.
     fs::write(p.join("notes.txt"), notes).unwrap();
     let notes_sha256 = oracle("sha256sum", &p.join("notes.txt"));
-    for m in ["arch/e.zip!docs/notes.txt", "arch/e.tar.gz!notes.txt", "arch/clean.zip!notes.txt"] {
+    for m in [
+        "arch/e.zip!docs/notes.txt",
+        "arch/e.tar.gz!notes.txt",
+        "arch/clean.zip!notes.txt",
+    ] {
         assert_eq!(by_path[m]["sha256"], notes_sha256, "{m}");
         assert_eq!(by_path[m]["verdict"], "unknown");
     }
@@ -417,7 +477,10 @@ fn members_of_every_archive_format_are_hashed_and_rolled_up() {
     let text = stdout(&o);
     assert!(text.contains("arch/e.zip\tmalicious\t"), "{text}");
     assert!(text.contains("member=arch/e.zip!bin/eicar.com"), "{text}");
-    assert!(text.contains("arch/e.zip!bin/eicar.com\tmalicious\t"), "{text}");
+    assert!(
+        text.contains("arch/e.zip!bin/eicar.com\tmalicious\t"),
+        "{text}"
+    );
     // --no-archives: a zip is a plain file again.
     let o = run(p, &["scan", "bad.snap", "arch/e.zip", "--no-archives"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
@@ -429,8 +492,11 @@ fn a_zip_bomb_is_reported_and_never_expanded() {
     let p = dir.path();
     // 64 MiB of zeros deflate to about 64 KiB: a 1000:1 member.
     let zeros = vec![0u8; 64 << 20];
-    fs::write(p.join("bomb.zip"), zip_bytes(&[("zeros.bin", &zeros), ("eicar.com", EICAR)]))
-        .unwrap();
+    fs::write(
+        p.join("bomb.zip"),
+        zip_bytes(&[("zeros.bin", &zeros), ("eicar.com", EICAR)]),
+    )
+    .unwrap();
     drop(zeros);
     let o = run(p, &["scan", "bad.snap", "bomb.zip", "--format", "json"]);
     let lines = json_lines(&o);
@@ -454,7 +520,11 @@ fn a_zip_bomb_is_reported_and_never_expanded() {
     fs::write(p.join("zeros.gz"), gzip_bytes(&zeros)).unwrap();
     drop(zeros);
     let o = run(p, &["scan", "bad.snap", "zeros.gz"]);
-    assert!(stdout(&o).contains("zeros.gz\tlimit\tdecompression bomb"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("zeros.gz\tlimit\tdecompression bomb"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -464,7 +534,10 @@ fn depth_and_member_limits() {
     let inner = zip_bytes(&[("eicar.com", EICAR)]);
     let middle = zip_bytes(&[("inner.zip", &inner)]);
     fs::write(p.join("outer.zip"), zip_bytes(&[("middle.zip", &middle)])).unwrap();
-    let o = run(p, &["scan", "bad.snap", "outer.zip", "--archive-depth", "2"]);
+    let o = run(
+        p,
+        &["scan", "bad.snap", "outer.zip", "--archive-depth", "2"],
+    );
     let text = stdout(&o);
     assert!(
         text.contains("outer.zip!middle.zip!inner.zip\tlimit\t"),
@@ -479,11 +552,21 @@ fn depth_and_member_limits() {
     let many: Vec<(String, Vec<u8>)> = (0..10)
         .map(|i| (format!("f{i}"), format!("{i}").into_bytes()))
         .collect();
-    let refs: Vec<(&str, &[u8])> = many.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = many
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
     fs::write(p.join("many.zip"), zip_bytes(&refs)).unwrap();
     let o = run(
         p,
-        &["scan", "bad.snap", "many.zip", "--archive-max-members", "3", "--all"],
+        &[
+            "scan",
+            "bad.snap",
+            "many.zip",
+            "--archive-max-members",
+            "3",
+            "--all",
+        ],
     );
     let text = stdout(&o);
     assert_eq!(text.matches("many.zip!f").count(), 4, "{text}");
@@ -549,20 +632,42 @@ fn a_pip_record_feed_trusts_installed_files() {
     fs::write(p.join("RECORD"), &record).unwrap();
     let o = run(
         p,
-        &["build", "-o", "site.snap", "--feed", "pip-record::RECORD", "--report", "json"],
+        &[
+            "build",
+            "-o",
+            "site.snap",
+            "--feed",
+            "pip-record::RECORD",
+            "--report",
+            "json",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let report = &json_lines(&o)[0];
     assert_eq!(report["feeds"][0]["keys"], 20, "{report}");
     assert_eq!(report["feeds"][0]["malformed"], 1, "{report}");
-    let o = run(p, &["scan", "site.snap", "site-packages", "--show", "trusted", "--format", "json"]);
+    let o = run(
+        p,
+        &[
+            "scan",
+            "site.snap",
+            "site-packages",
+            "--show",
+            "trusted",
+            "--format",
+            "json",
+        ],
+    );
     let lines = json_lines(&o);
     assert_eq!(lines.len(), 20, "{}", stdout(&o));
     for l in &lines {
         assert_eq!(l["verdict"], "trusted");
         assert_eq!(l["type"], "sha256");
         let path = l["path"].as_str().unwrap();
-        assert_eq!(l["name"], format!("pkg/{}", path.rsplit('/').next().unwrap()));
+        assert_eq!(
+            l["name"],
+            format!("pkg/{}", path.rsplit('/').next().unwrap())
+        );
     }
 }
 
@@ -577,22 +682,51 @@ fn an_override_feed_given_on_the_command_line_wins() {
         let feed = format!("sha256sum:{verdict_field}:allow.sha256");
         let o = run(
             p,
-            &["build", "-o", "fp.snap", "--feed", "hashes::bad.txt", "--feed", &feed],
+            &[
+                "build",
+                "-o",
+                "fp.snap",
+                "--feed",
+                "hashes::bad.txt",
+                "--feed",
+                &feed,
+            ],
         );
         assert!(o.status.success(), "{}", stderr(&o));
         let o = run(p, &["scan", "fp.snap", "tree/eicar.com", "--all"]);
         assert_eq!(o.status.code(), Some(0), "{verdict_field}: {}", stdout(&o));
-        assert!(stdout(&o).starts_with("tree/eicar.com\ttrusted\t"), "{}", stdout(&o));
+        assert!(
+            stdout(&o).starts_with("tree/eicar.com\ttrusted\t"),
+            "{}",
+            stdout(&o)
+        );
     }
     // Without the override the malicious MD5 wins.
     let o = run(
         p,
-        &["build", "-o", "plain.snap", "--feed", "hashes::bad.txt", "--feed", "sha256sum::allow.sha256"],
+        &[
+            "build",
+            "-o",
+            "plain.snap",
+            "--feed",
+            "hashes::bad.txt",
+            "--feed",
+            "sha256sum::allow.sha256",
+        ],
     );
     assert!(o.status.success());
     let o = run(p, &["scan", "plain.snap", "tree/eicar.com"]);
     assert_eq!(o.status.code(), Some(1));
-    let o = run(p, &["build", "-o", "x.snap", "--feed", "hashes:bogus+override:bad.txt"]);
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "x.snap",
+            "--feed",
+            "hashes:bogus+override:bad.txt",
+        ],
+    );
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -615,7 +749,10 @@ fn completions_and_man_pages_come_from_the_cli_definition() {
     let o = run(p, &["man"]);
     assert!(o.status.success());
     let page = stdout(&o);
-    assert!(page.starts_with(".ie") || page.contains(".TH repute"), "{page:.200}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH repute"),
+        "{page:.200}"
+    );
     let o = run(p, &["man", "--dir", "man1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let scan = fs::read_to_string(p.join("man1/repute-scan.1")).unwrap();
@@ -633,7 +770,15 @@ fn a_bad_temp_dir_is_named_as_such() {
     for bad in ["nosuch-dir", "afile"] {
         let o = run(
             p,
-            &["build", "-o", "out.snap", "--feed", "hashes::bad.txt", "--temp-dir", bad],
+            &[
+                "build",
+                "-o",
+                "out.snap",
+                "--feed",
+                "hashes::bad.txt",
+                "--temp-dir",
+                bad,
+            ],
         );
         assert_eq!(o.status.code(), Some(2));
         let err = stderr(&o);
