@@ -386,8 +386,8 @@ impl Walk<'_> {
         }
         let name = member_path(path, &stream_member_name(path));
         let mut rest = Cursor::new(head).chain(bounded);
-        // The stream's own ratio is checked by `bounded`; the member sees no second bound.
-        let _ = self.member(&name, &mut rest, None, u64::MAX, depth);
+        // The member's bound is the stream's: the same ratio over the same compressed bytes.
+        let _ = self.member(&name, &mut rest, None, compressed_len, depth);
     }
 
     fn stream_error(&mut self, path: &OsString, e: &io::Error, compressed_len: u64) {
