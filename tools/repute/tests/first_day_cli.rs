@@ -804,3 +804,40 @@ fn messages_name_a_path_once() {
         assert_eq!(err.matches("nosuch.txt").count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn member_names_cannot_forge_lines() {
+    let dir = setup();
+    let p = dir.path();
+    // A tar member name with a newline, a tab, an escape sequence and a byte that is not UTF-8.
+    let name: &[u8] = b"x\n/usr/bin/sudo\tmalicious\x1b[2J\xff.com";
+    let mut b = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(EICAR.len() as u64);
+    header.set_mode(0o644);
+    {
+        let gnu = header.as_gnu_mut().unwrap();
+        gnu.name[..name.len()].copy_from_slice(name);
+    }
+    header.set_cksum();
+    b.append(&header, EICAR).unwrap();
+    fs::write(p.join("evil.tar"), b.into_inner().unwrap()).unwrap();
+    let o = run(p, &["scan", "bad.snap", "evil.tar"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = stdout(&o);
+    // Two lines: the archive and its member; nothing raw.
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(!text.contains('\x1b'), "{text}");
+    assert!(
+        text.contains("evil.tar!x\\n/usr/bin/sudo\\tmalicious\\x1B[2J\\xFF.com\tmalicious"),
+        "{text}"
+    );
+    let o = run(p, &["scan", "bad.snap", "evil.tar", "--format", "json"]);
+    let member = json_lines(&o)
+        .into_iter()
+        .find(|l| l["entry"] == "member")
+        .unwrap();
+    let mut full = b"evil.tar!".to_vec();
+    full.extend_from_slice(name);
+    assert_eq!(member["path_bytes"], repute::text::base64(&full));
+}
