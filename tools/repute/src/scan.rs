@@ -721,18 +721,14 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
                 }
                 on_file(file);
             }
-            ScanEvent::Member(member) => {
-                if listed(member.verdict()) {
-                    put(&member.path, file_line(format, "member", member));
-                }
+            ScanEvent::Member(member) if listed(member.verdict()) => {
+                put(&member.path, file_line(format, "member", member));
             }
             ScanEvent::ArchiveLimit { path, reason } => {
                 put(path, note_line(format, "limit", path, "limit", reason));
             }
-            ScanEvent::ArchiveDamaged { path, reason } => {
-                if args.all {
-                    put(path, note_line(format, "damaged", path, "damaged", reason));
-                }
+            ScanEvent::ArchiveDamaged { path, reason } if args.all => {
+                put(path, note_line(format, "damaged", path, "damaged", reason));
             }
             ScanEvent::Error { path, error } => {
                 put(
