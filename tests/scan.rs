@@ -442,3 +442,28 @@ mod oracle {
         }
     }
 }
+
+/// An override (allowlist) entry on a file's SHA-256 wins over a malicious entry on its MD5:
+/// the override covers the file, whichever digest the blocklist used.
+#[test]
+fn an_override_on_one_digest_beats_a_malicious_entry_on_another() {
+    let data = b"a vendor tool some blocklist flags by MD5";
+    let d = hash_reader(&data[..], &mut [0u8; 64]).unwrap();
+    let [md5, _, sha256] = d.digests();
+    let mut b = SnapshotBuilder::new();
+    let bad = b.add_feed(FeedInfo::new("bad", "md5sum", Verdict::Malicious));
+    let mut allow = FeedInfo::new("allow", "sha256sum", Verdict::Trusted);
+    allow.r#override = true;
+    let allow = b.add_feed(allow);
+    b.add_digest(
+        bad,
+        md5,
+        RecordSpec::new(Verdict::Malicious).name("FalsePositive"),
+    );
+    b.add_digest(allow, sha256, RecordSpec::new(Verdict::Trusted));
+    let snapshot = Snapshot::open(b.to_bytes().unwrap()).unwrap();
+    let hit = lookup_file(&snapshot, &d).unwrap();
+    assert_eq!(hit.record.verdict(), Verdict::Trusted);
+    assert!(hit.record.is_override());
+    assert_eq!(hit.matched, DigestKind::Sha256);
+}

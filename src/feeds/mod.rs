@@ -24,6 +24,7 @@
 //! | `clamav` | `.hdb`/`.hsb` (malicious), `.hdu`/`.hsu` (suspicious), `.fp`/`.sfp` (trusted, override) | digest | name = signature |
 //! | `jsonl` | one JSON object per line (schema in `jsonl`) | `key`, `md5`, `sha1`, `sha256`, `url`, `domain` | every field |
 //! | `csv` | delimited text, columns named by [`CsvColumns`] or a header | as `jsonl` | as `jsonl` |
+//! | `pip-record` | a Python `dist-info/RECORD` file: `path,sha256=<urlsafe base64 or hex>,size` | digest | name = path; feed default (trusted) |
 //! | `repute-stats` | the prevalence export of `repute stats export` (schema in `repute_stats`) | digest | verdict (unknown becomes known), name, first/last day, category `prevalent` |
 //!
 //! Every format skips blank lines and lines starting with `#`. Fields a record leaves empty
@@ -38,6 +39,7 @@ mod jsonl;
 mod lines;
 mod malwarebazaar;
 mod nsrl;
+mod pip_record;
 mod repute_stats;
 mod simple;
 mod threatfox;
@@ -95,11 +97,13 @@ pub enum FeedFormat {
     Csv,
     /// The prevalence export of `repute stats export`.
     ReputeStats,
+    /// A Python distribution's `dist-info/RECORD` file.
+    PipRecord,
 }
 
 impl FeedFormat {
     /// All formats.
-    pub const ALL: [FeedFormat; 16] = [
+    pub const ALL: [FeedFormat; 17] = [
         FeedFormat::Hashes,
         FeedFormat::Md5sum,
         FeedFormat::Sha1sum,
@@ -116,6 +120,7 @@ impl FeedFormat {
         FeedFormat::Jsonl,
         FeedFormat::Csv,
         FeedFormat::ReputeStats,
+        FeedFormat::PipRecord,
     ];
 
     /// The format's name on the command line and in manifests.
@@ -137,6 +142,7 @@ impl FeedFormat {
             FeedFormat::Jsonl => "jsonl",
             FeedFormat::Csv => "csv",
             FeedFormat::ReputeStats => "repute-stats",
+            FeedFormat::PipRecord => "pip-record",
         }
     }
 
@@ -144,7 +150,10 @@ impl FeedFormat {
     /// `.fp`/`.sfp`, is trusted whatever this says; records may carry their own verdict.)
     pub fn default_verdict(self) -> Verdict {
         match self {
-            FeedFormat::Md5sum | FeedFormat::Sha1sum | FeedFormat::Sha256sum => Verdict::Trusted,
+            FeedFormat::Md5sum
+            | FeedFormat::Sha1sum
+            | FeedFormat::Sha256sum
+            | FeedFormat::PipRecord => Verdict::Trusted,
             FeedFormat::Nsrl | FeedFormat::ReputeStats => Verdict::Known,
             _ => Verdict::Malicious,
         }
@@ -311,6 +320,7 @@ pub fn line_parser(options: &FeedOptions, path: &Path) -> Result<Box<dyn LinePar
         FeedFormat::Jsonl => Box::new(jsonl::JsonLinesParser),
         FeedFormat::Csv => Box::new(generic_csv::GenericCsvParser::new(options.columns.clone())?),
         FeedFormat::ReputeStats => Box::new(repute_stats::ReputeStatsParser),
+        FeedFormat::PipRecord => Box::new(pip_record::PipRecordParser),
         FeedFormat::Nsrl => {
             return Err("the nsrl format reads a SQLite database, not lines".into());
         }

@@ -47,6 +47,7 @@
 //! # Ok::<(), repute::Error>(())
 //! ```
 
+pub mod archive;
 mod hash;
 
 use std::fs::{File, FileType};
@@ -59,6 +60,7 @@ use std::time::{Duration, Instant};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use walkdir::WalkDir;
 
+pub use archive::{ArchiveKind, ArchiveLimits};
 pub use hash::{hash_reader, FileDigests};
 
 use crate::{DigestKind, Error, Record, Result, Snapshot, Verdict};
@@ -99,9 +101,12 @@ pub struct DigestHit<'s> {
     pub matched: DigestKind,
 }
 
-/// Looks up a file's three digests and returns the strongest answer: malicious > suspicious >
-/// trusted > known. When two digests give verdicts of equal precedence, the longer digest
-/// (SHA-256, then SHA-1, then MD5) is reported as the match. Never allocates.
+/// Looks up a file's three digests and returns the strongest answer. A record from an
+/// override (allowlist) feed wins over every non-override record, whichever digest either
+/// matched: an override on a file's SHA-256 beats a malicious MD5 of the same file. Otherwise
+/// malicious > suspicious > trusted > known. When two digests give answers of equal
+/// precedence, the longer digest (SHA-256, then SHA-1, then MD5) is reported as the match.
+/// Never allocates.
 pub fn lookup_file<'s, S: DigestSource + ?Sized>(
     snapshot: &'s S,
     digests: &FileDigests,
@@ -109,9 +114,11 @@ pub fn lookup_file<'s, S: DigestSource + ?Sized>(
     let mut best: Option<DigestHit<'s>> = None;
     for digest in digests.digests().iter().rev() {
         if let Some(record) = snapshot.lookup_digest(digest) {
+            // Lower ranks win: overrides first, then by verdict precedence.
+            let rank = |r: &Record<'_>| (!r.is_override(), r.verdict().precedence());
             let stronger = best
                 .as_ref()
-                .is_none_or(|b| record.verdict().precedence() < b.record.verdict().precedence());
+                .is_none_or(|b| rank(&record) < rank(&b.record));
             if stronger {
                 best = Some(DigestHit {
                     record,
@@ -123,15 +130,28 @@ pub fn lookup_file<'s, S: DigestSource + ?Sized>(
     best
 }
 
-/// A regular file that was read and looked up.
+/// A regular file (or a member of an archive) that was read and looked up.
 #[derive(Debug, Clone)]
 pub struct ScannedFile<'s> {
-    /// The path as walked (relative when the scanned path was).
+    /// The path as walked (relative when the scanned path was); for a member of an archive,
+    /// `archive!member` (see [`archive`]).
     pub path: PathBuf,
     /// The file's digests; `digests.size` is its length.
     pub digests: FileDigests,
     /// What the snapshot says about it, when anything.
     pub hit: Option<DigestHit<'s>>,
+    /// For an archive: the strongest hit among its members, nested ones included, rolled up
+    /// onto the archive (see [`ScannedFile::verdict`]).
+    pub contained: Option<ContainedHit<'s>>,
+}
+
+/// The strongest hit inside an archive, and the member it came from.
+#[derive(Debug, Clone)]
+pub struct ContainedHit<'s> {
+    /// The member's hit.
+    pub hit: DigestHit<'s>,
+    /// The member's path (`archive!member`).
+    pub member: PathBuf,
 }
 
 impl ScannedFile<'_> {
@@ -140,11 +160,33 @@ impl ScannedFile<'_> {
         self.digests.size
     }
 
-    /// The verdict of the strongest hit, `Unknown` when there is none.
+    /// The verdict of the strongest hit, `Unknown` when there is none. For an archive the
+    /// strongest of its own hit and its members' wins (malicious > suspicious > trusted >
+    /// known), unless its own hit comes from an override feed: an override on the archive
+    /// covers what it holds.
     pub fn verdict(&self) -> Verdict {
-        self.hit
-            .as_ref()
-            .map_or(Verdict::Unknown, |h| h.record.verdict())
+        let own = self.hit.as_ref().map(|h| h.record);
+        if own.is_some_and(|r| r.is_override()) {
+            return own.map_or(Verdict::Unknown, |r| r.verdict());
+        }
+        let inside = self.contained.as_ref().map(|c| c.hit.record.verdict());
+        [own.map(|r| r.verdict()), inside]
+            .into_iter()
+            .flatten()
+            .min_by_key(|v| v.precedence())
+            .unwrap_or(Verdict::Unknown)
+    }
+
+    /// Whether the verdict comes from a member of the archive rather than the file itself.
+    pub fn verdict_from_member(&self) -> bool {
+        match (&self.hit, &self.contained) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(own), Some(c)) => {
+                !own.record.is_override()
+                    && c.hit.record.verdict().precedence() < own.record.verdict().precedence()
+            }
+        }
     }
 }
 
@@ -217,6 +259,26 @@ pub enum ScanEvent<'s> {
         /// Why.
         reason: SkipReason,
     },
+    /// A member of an archive was read and looked up (only with [`Scanner::archives`]).
+    /// Every member comes before the archive's own [`ScanEvent::File`], which carries the
+    /// strongest member's hit in [`ScannedFile::contained`].
+    Member(ScannedFile<'s>),
+    /// A limit stopped the look inside an archive here: a decompression bomb, too many
+    /// members or bytes, or nesting too deep. Nothing past the limit was expanded.
+    ArchiveLimit {
+        /// The member or archive.
+        path: PathBuf,
+        /// Which limit, with the figures.
+        reason: String,
+    },
+    /// An archive (or a member inside one) could not be read inside; the file's own digests
+    /// were still taken and looked up.
+    ArchiveDamaged {
+        /// The archive or member.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
     /// A file or directory could not be read, vanished, or changed while being read. The scan
     /// went on without it.
     Error {
@@ -255,6 +317,15 @@ pub struct ScanSummary {
     pub excluded: u64,
     /// Files and directories that could not be read (see [`ScanEvent::Error`]).
     pub errors: u64,
+    /// Archive members read and looked up (not counted in `files` or the verdicts: an
+    /// archive's rolled-up verdict is).
+    pub members: u64,
+    /// Archive members whose own verdict was malicious.
+    pub malicious_members: u64,
+    /// Limits reached inside archives (decompression bombs among them).
+    pub archive_limits: u64,
+    /// Archives that could not be read inside.
+    pub archive_damaged: u64,
     /// Time from the start of the scan to its end.
     pub elapsed: Duration,
 }
@@ -296,6 +367,14 @@ impl ScanSummary {
                 _ => self.symlinks += 1,
             },
             ScanEvent::Error { .. } => self.errors += 1,
+            ScanEvent::Member(member) => {
+                self.members += 1;
+                if member.verdict() == Verdict::Malicious {
+                    self.malicious_members += 1;
+                }
+            }
+            ScanEvent::ArchiveLimit { .. } => self.archive_limits += 1,
+            ScanEvent::ArchiveDamaged { .. } => self.archive_damaged += 1,
         }
     }
 
@@ -312,6 +391,10 @@ impl ScanSummary {
         self.too_large += other.too_large;
         self.excluded += other.excluded;
         self.errors += other.errors;
+        self.members += other.members;
+        self.malicious_members += other.malicious_members;
+        self.archive_limits += other.archive_limits;
+        self.archive_damaged += other.archive_damaged;
     }
 }
 
@@ -327,6 +410,7 @@ pub struct Scanner {
     exclude: GlobSet,
     threads: usize,
     buffer_size: usize,
+    archives: Option<ArchiveLimits>,
 }
 
 impl Default for Scanner {
@@ -346,7 +430,17 @@ impl Scanner {
             exclude: GlobSet::empty(),
             threads: 0,
             buffer_size: DEFAULT_BUFFER_SIZE,
+            archives: None,
         }
+    }
+
+    /// Looks inside archives (zip, tar, gzip, zstd; nested ones too) within these limits,
+    /// reporting each member as a [`ScanEvent::Member`] and rolling the strongest member's
+    /// hit onto the archive; `None` (the default) treats archives as plain files. See
+    /// [`archive`] for what the limits bound.
+    pub fn archives(mut self, limits: Option<ArchiveLimits>) -> Self {
+        self.archives = limits;
+        self
     }
 
     /// Follows symbolic links to files and directories (loops are detected and skipped).
@@ -558,8 +652,7 @@ impl Scanner {
                         }
                     }
                     Dispatch::Inline(buf) => {
-                        let event = self.scan_file(snapshot, path, buf);
-                        emit(summary, event);
+                        self.scan_file(snapshot, path, buf, &mut |event| emit(summary, event));
                     }
                 }
                 continue;
@@ -596,31 +689,106 @@ impl Scanner {
                 Err(_) => break,
             };
             let Ok(path) = next else { break };
-            let event = self.scan_file(snapshot, path, &mut buf);
-            summary.count(&event);
-            on_event(event);
+            self.scan_file(snapshot, path, &mut buf, &mut |event| {
+                summary.count(&event);
+                on_event(event);
+            });
         }
         summary
     }
 
-    /// Reads, hashes and looks up one file the walk saw as regular.
+    /// Reads, hashes and looks up one file the walk saw as regular: one `File`, `Skipped` or
+    /// `Error` event, after the events of its members when it is an archive.
     fn scan_file<'s, S: DigestSource + ?Sized>(
         &self,
         snapshot: &'s S,
         path: PathBuf,
         buf: &mut [u8],
-    ) -> ScanEvent<'s> {
-        match self.read_file(&path, buf) {
+        emit: &mut dyn FnMut(ScanEvent<'s>),
+    ) {
+        let mut head = Head::default();
+        let event = match self.read_file(&path, buf, &mut head) {
             Ok(FileRead::Digests(digests)) => {
                 let hit = lookup_file(snapshot, &digests);
-                ScanEvent::File(ScannedFile { path, digests, hit })
+                let contained = match (&self.archives, archive::archive_kind(head.bytes())) {
+                    (Some(limits), Some(kind)) => {
+                        self.scan_archive(snapshot, &path, kind, digests.size, limits, buf, emit)
+                    }
+                    _ => None,
+                };
+                ScanEvent::File(ScannedFile {
+                    path,
+                    digests,
+                    hit,
+                    contained,
+                })
             }
             Ok(FileRead::Skipped(reason)) => ScanEvent::Skipped { path, reason },
             Err(error) => ScanEvent::Error { path, error },
-        }
+        };
+        emit(event);
     }
 
-    fn read_file(&self, path: &Path, buf: &mut [u8]) -> io::Result<FileRead> {
+    /// Walks the members of an archive on disk, emitting their events, and returns the
+    /// strongest member hit (by verdict: an override on a member covers that member only).
+    #[allow(clippy::too_many_arguments)]
+    fn scan_archive<'s, S: DigestSource + ?Sized>(
+        &self,
+        snapshot: &'s S,
+        path: &Path,
+        kind: ArchiveKind,
+        size: u64,
+        limits: &ArchiveLimits,
+        buf: &mut [u8],
+        emit: &mut dyn FnMut(ScanEvent<'s>),
+    ) -> Option<ContainedHit<'s>> {
+        let file = match open_nonblocking(path) {
+            Ok(f) => f,
+            Err(e) => {
+                emit(ScanEvent::ArchiveDamaged {
+                    path: path.to_path_buf(),
+                    reason: format!("cannot open again to look inside: {e}"),
+                });
+                return None;
+            }
+        };
+        let mut best: Option<ContainedHit<'s>> = None;
+        let reader = io::BufReader::with_capacity(64 * 1024, file);
+        archive::walk_archive(path, kind, reader, size, limits, buf, &mut |event| {
+            let event = match event {
+                archive::MemberEvent::Member { path, digests } => {
+                    let hit = lookup_file(snapshot, &digests);
+                    if let Some(h) = &hit {
+                        let stronger = best.as_ref().is_none_or(|b| {
+                            h.record.verdict().precedence() < b.hit.record.verdict().precedence()
+                        });
+                        if stronger {
+                            best = Some(ContainedHit {
+                                hit: *h,
+                                member: path.clone(),
+                            });
+                        }
+                    }
+                    ScanEvent::Member(ScannedFile {
+                        path,
+                        digests,
+                        hit,
+                        contained: None,
+                    })
+                }
+                archive::MemberEvent::Limit { path, reason } => {
+                    ScanEvent::ArchiveLimit { path, reason }
+                }
+                archive::MemberEvent::Damaged { path, reason } => {
+                    ScanEvent::ArchiveDamaged { path, reason }
+                }
+            };
+            emit(event);
+        });
+        best
+    }
+
+    fn read_file(&self, path: &Path, buf: &mut [u8], head: &mut Head) -> io::Result<FileRead> {
         let file = open_nonblocking(path)?;
         let before = file.metadata()?;
         if !before.is_file() {
@@ -635,7 +803,11 @@ impl Scanner {
             return Ok(FileRead::Skipped(SkipReason::TooLarge { size }));
         }
         // One byte past the size shows that the file grew, without following it forever.
-        let digests = hash_reader((&file).take(size.saturating_add(1)), buf)?;
+        let reader = HeadCapture {
+            inner: (&file).take(size.saturating_add(1)),
+            head,
+        };
+        let digests = hash_reader(reader, buf)?;
         let after = file.metadata()?;
         let modified = |m: &std::fs::Metadata| m.modified().ok();
         if digests.size != size || after.len() != size || modified(&after) != modified(&before) {
@@ -646,6 +818,51 @@ impl Scanner {
             )));
         }
         Ok(FileRead::Digests(digests))
+    }
+}
+
+/// The first bytes of a file, kept while hashing it to tell an archive by its magic.
+struct Head {
+    bytes: [u8; archive::HEAD_LEN],
+    len: usize,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head {
+            bytes: [0; archive::HEAD_LEN],
+            len: 0,
+        }
+    }
+}
+
+impl Head {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// A reader that copies the first [`archive::HEAD_LEN`] bytes through it into a [`Head`].
+struct HeadCapture<'h, R> {
+    inner: R,
+    head: &'h mut Head,
+}
+
+impl<R: Read> Read for HeadCapture<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let room = archive::HEAD_LEN - self.head.len;
+        if room > 0 {
+            let take = room.min(n);
+            if let (Some(dst), Some(src)) = (
+                self.head.bytes.get_mut(self.head.len..self.head.len + take),
+                buf.get(..take),
+            ) {
+                dst.copy_from_slice(src);
+                self.head.len += take;
+            }
+        }
+        Ok(n)
     }
 }
 

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use repute::build::BuildPhase;
 use repute::feeds::{read_feed, Column, CsvColumns, FeedFormat, FeedOptions};
 use repute::{BuildReport, FeedReport, SnapshotBuilder, Verdict};
 use serde::{Deserialize, Serialize};
 
+use crate::output::Format;
 use crate::Outcome;
 
 /// Build a snapshot from feeds.
@@ -20,6 +21,9 @@ use crate::Outcome;
 /// Each feed is FORMAT:VERDICT:PATH. VERDICT may be empty to take the format's default
 /// (`hashes::bad.txt`): hashes, domains, urls and hosts default to malicious; md5sum,
 /// sha1sum and sha256sum to trusted. PATH is everything after the second colon.
+/// VERDICT `override` marks the feed as an override (allowlist) feed with the format's
+/// default verdict, and `trusted+override` (any verdict) with that verdict: its entries win
+/// over everything they cover (`sha256sum:override:local-allowlist.txt`).
 ///
 /// When one key comes from several feeds, an override feed wins, otherwise
 /// malicious > suspicious > trusted > known. Malformed lines are skipped and reported with
@@ -39,6 +43,8 @@ Formats:
   clamav                                .hdb/.hsb (malicious), .hdu/.hsu, .fp/.sfp (trusted, override)
   jsonl, csv                            JSON lines; delimited text with named columns (manifest)
   repute-stats                          the prevalence export of repute stats export
+  pip-record                            a Python dist-info/RECORD file (trusted):
+                                        path,sha256=<urlsafe base64 or hex>,size
   Compressed feeds (.gz, .zst, .zip) are read as they are.
 Verdicts: malicious, suspicious, trusted, known
 
@@ -76,9 +82,10 @@ pub struct BuildArgs {
     /// Fail on the first malformed line instead of skipping it.
     #[arg(long)]
     strict: bool,
-    /// How to print the build report (text on stderr, or json on stdout).
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    report: ReportFormat,
+    /// How to print the build report: text on stderr, or one JSON object on stdout
+    /// (json and jsonl are the same; --format is the same option).
+    #[arg(long, visible_alias = "format", value_enum, default_value_t = Format::Text)]
+    report: Format,
     /// Build time recorded in the snapshot, Unix seconds (default: SOURCE_DATE_EPOCH, else now).
     #[arg(long, value_name = "UNIX_SECONDS")]
     created: Option<i64>,
@@ -113,6 +120,22 @@ pub struct BuildArgs {
     min_records: Option<u64>,
 }
 
+/// Checks that `--temp-dir` names a directory a file can be created in, so that a bad one is
+/// reported as what it is, not as a failure to write the snapshot.
+fn check_temp_dir(dir: &Path) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Err(e) => bail!(
+            "--temp-dir {}: {e} (give an existing directory)",
+            dir.display()
+        ),
+        Ok(m) if !m.is_dir() => bail!("--temp-dir {}: not a directory", dir.display()),
+        Ok(_) => {}
+    }
+    tempfile::tempfile_in(dir)
+        .map(drop)
+        .with_context(|| format!("--temp-dir {}: cannot create a file there", dir.display()))
+}
+
 /// Parses sizes such as `4GiB`, `512M`, `1g`, `1000000`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
@@ -138,10 +161,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok((number * multiplier as f64) as u64)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ReportFormat {
-    Text,
-    Json,
+impl BuildArgs {
+    /// Whether errors go to standard output as JSON too.
+    pub fn json(&self) -> bool {
+        self.report.is_json()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,6 +266,18 @@ fn parse_verdict(text: &str) -> Result<Option<Verdict>> {
         .map_err(anyhow::Error::msg)
 }
 
+/// Parses the VERDICT of `--feed`: empty, a verdict, `override`, or `VERDICT+override`.
+/// Returns the verdict and whether the feed is an override feed.
+fn parse_feed_verdict(text: &str) -> Result<(Option<Verdict>, bool)> {
+    if text == "override" {
+        return Ok((None, true));
+    }
+    match text.strip_suffix("+override") {
+        Some(verdict) => Ok((parse_verdict(verdict)?, true)),
+        None => Ok((parse_verdict(text)?, false)),
+    }
+}
+
 /// Parses `FORMAT:VERDICT:PATH`.
 fn parse_feed_arg(arg: &str, strict: bool) -> Result<FeedSpec> {
     let mut parts = arg.splitn(3, ':');
@@ -257,7 +293,10 @@ fn parse_feed_arg(arg: &str, strict: bool) -> Result<FeedSpec> {
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("--feed {arg:?}"))?;
     let mut options = FeedOptions::new(format);
-    options.verdict = parse_verdict(verdict).with_context(|| format!("--feed {arg:?}"))?;
+    let (verdict, is_override) =
+        parse_feed_verdict(verdict).with_context(|| format!("--feed {arg:?}"))?;
+    options.verdict = verdict;
+    options.r#override = is_override;
     options.strict = strict;
     Ok(FeedSpec {
         path: PathBuf::from(path),
@@ -340,7 +379,10 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
         None => SnapshotBuilder::new(),
     };
     let temp_dir = match &args.temp_dir {
-        Some(d) => d.clone(),
+        Some(d) => {
+            check_temp_dir(d)?;
+            d.clone()
+        }
         None => match args.output.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -437,7 +479,7 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     match args.report {
-        ReportFormat::Json => {
+        Format::Json => {
             let report = JsonReport {
                 output: args.output.display().to_string(),
                 feeds: &reports,
@@ -445,10 +487,9 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
                 seconds,
             };
             let mut out = std::io::stdout().lock();
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
+            crate::output::write_json(&mut out, &report)?;
         }
-        ReportFormat::Text => print_text_report(&args.output, &reports, &build, seconds)?,
+        Format::Text => print_text_report(&args.output, &reports, &build, seconds)?,
     }
     Ok(Outcome::Clean)
 }

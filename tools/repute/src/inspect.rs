@@ -6,10 +6,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use repute::{DigestKind, Metadata};
 use serde::Serialize;
 
+use crate::output::Format;
 use crate::{iso8601, open_snapshot, unix_now, Outcome};
 
 /// Show a snapshot's version, build information, sections, and counts of keys per kind,
@@ -18,15 +19,16 @@ use crate::{iso8601, open_snapshot, unix_now, Outcome};
 pub struct InspectArgs {
     /// The snapshot file.
     snapshot: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = InspectFormat::Text)]
-    format: InspectFormat,
+    /// Output format: text, or one JSON object (json and jsonl are the same).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum InspectFormat {
-    Text,
-    Json,
+impl InspectArgs {
+    /// Whether errors go to standard output as JSON too.
+    pub fn json(&self) -> bool {
+        self.format.is_json()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -104,11 +106,8 @@ pub fn run(args: InspectArgs) -> Result<Outcome> {
     };
     let mut out = std::io::stdout().lock();
     match args.format {
-        InspectFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &inspection)?;
-            writeln!(out)?;
-        }
-        InspectFormat::Text => print_text(&mut out, &inspection)?,
+        Format::Json => crate::output::write_json(&mut out, &inspection)?,
+        Format::Text => print_text(&mut out, &inspection)?,
     }
     Ok(Outcome::Clean)
 }

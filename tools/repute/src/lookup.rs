@@ -4,7 +4,7 @@ use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use repute::text::escape_text;
 use repute::url::Expressions;
 use repute::{Hit, Query, Verdict};
@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use repute_client::{CloudAnswer, CloudClient};
 
 use crate::cloud::CloudLookupArgs;
+use crate::output::{ErrorObject, Format as OutputFormat};
 use crate::{open_source, Outcome, Source, TrustArgs};
 
 /// Look up digests, URLs and domains.
@@ -23,8 +24,13 @@ use crate::{open_source, Outcome, Source, TrustArgs};
 /// (it has a scheme, or a path), or a host/domain. URLs and hosts match domain entries (which
 /// cover every subdomain), URL prefixes and exact URLs; the most specific match wins.
 ///
-/// Queries come from the arguments, or one per line from standard input when there are none.
+/// Queries come from the arguments, or one per line from standard input when there are none
+/// (blank lines and `#` comments are skipped; a `sha256sum`-style line gives its digest).
 /// An invalid query gets its own error line and does not stop the others.
+///
+/// Text output is one tab-separated line per query: QUERY, VERDICT, TYPE and, when
+/// something matched, DETAILS (name=, category=, source=, matched=), every field escaped.
+/// JSON output is one object per line with the same fields as `repute scan --format json`.
 ///
 /// Exit codes: 0 nothing malicious found, 1 something malicious found, 2 any query or the
 /// snapshot had an error.
@@ -40,7 +46,8 @@ pub struct LookupArgs {
     snapshot: PathBuf,
     /// Digests, URLs or domains (default: one per line from standard input).
     queries: Vec<String>,
-    /// Output format: aligned text, or one JSON object per line.
+    /// Output format: tab-separated text lines, or one JSON object per line (json and jsonl
+    /// are the same).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     format: OutputFormat,
     /// Verify the snapshot fully before answering, even when it passed before. By default a
@@ -58,14 +65,16 @@ pub struct LookupArgs {
     cloud: CloudLookupArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum OutputFormat {
-    Text,
-    Jsonl,
+impl LookupArgs {
+    /// Whether errors go to standard output as JSON too.
+    pub fn json(&self) -> bool {
+        self.format.is_json()
+    }
 }
 
 #[derive(Debug, Serialize)]
 struct JsonAnswer<'a> {
+    schema: &'static str,
     query: &'a str,
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     kind: Option<&'a str>,
@@ -86,12 +95,13 @@ struct JsonAnswer<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     confidence: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    error: Option<ErrorObject>,
 }
 
 impl<'a> JsonAnswer<'a> {
     fn new(query: &'a str) -> Self {
         JsonAnswer {
+            schema: crate::output::SCHEMA,
             query,
             kind: None,
             verdict: None,
@@ -138,11 +148,10 @@ impl<W: Write> Answerer<'_, W> {
             self.outcome = Outcome::Malicious;
         }
         match self.format {
-            OutputFormat::Jsonl => {
+            OutputFormat::Json => {
                 let mut a = answer.clone();
                 a.query = input.to_string();
-                serde_json::to_writer(&mut self.out, &a)?;
-                writeln!(self.out)?;
+                crate::output::write_json(&mut self.out, &a)?;
             }
             OutputFormat::Text => {
                 let verdict = answer.verdict.as_deref().unwrap_or("unknown");
@@ -193,7 +202,7 @@ impl<W: Write> Answerer<'_, W> {
     fn answer(&mut self, input: &str) -> Result<()> {
         let query = match Query::parse(input) {
             Ok(q) => q,
-            Err(e) => return self.error(input, None, &e.to_string()),
+            Err(e) => return self.error(input, None, "query", &e.to_string()),
         };
         let kind = query.kind().as_str();
         let hit: Result<Option<Hit<'_>>, repute::Error> = match (&query, self.source) {
@@ -214,7 +223,14 @@ impl<W: Write> Answerer<'_, W> {
         };
         let hit = match hit {
             Ok(h) => h,
-            Err(e) => return self.error(input, Some(kind), &e.to_string()),
+            Err(e) => {
+                return self.error(
+                    input,
+                    Some(kind),
+                    crate::output::repute_error_kind(&e),
+                    &e.to_string(),
+                )
+            }
         };
         if hit.is_none() {
             if let Some(answer) = self.cloud.get(input).cloned() {
@@ -228,7 +244,7 @@ impl<W: Write> Answerer<'_, W> {
             self.outcome = Outcome::Malicious;
         }
         match self.format {
-            OutputFormat::Jsonl => {
+            OutputFormat::Json => {
                 let mut a = JsonAnswer::new(input);
                 a.kind = Some(kind);
                 a.verdict = Some(verdict);
@@ -265,13 +281,19 @@ impl<W: Write> Answerer<'_, W> {
         Ok(())
     }
 
-    fn error(&mut self, input: &str, kind: Option<&str>, reason: &str) -> Result<()> {
+    fn error(
+        &mut self,
+        input: &str,
+        kind: Option<&str>,
+        error_kind: &'static str,
+        reason: &str,
+    ) -> Result<()> {
         self.outcome = Outcome::Error;
         match self.format {
-            OutputFormat::Jsonl => {
+            OutputFormat::Json => {
                 let mut a = JsonAnswer::new(input);
                 a.kind = kind;
-                a.error = Some(reason.to_string());
+                a.error = Some(ErrorObject::new(error_kind, reason));
                 serde_json::to_writer(&mut self.out, &a)?;
                 writeln!(self.out)?;
             }
@@ -332,9 +354,10 @@ pub fn run(args: LookupArgs) -> Result<Outcome> {
                 if line.len() > 1 << 20 {
                     continue;
                 }
-                let text = String::from_utf8_lossy(&line).trim().to_string();
-                if !text.is_empty() {
-                    chunk.push(text);
+                let text = String::from_utf8_lossy(&line);
+                // Blank lines and `#` comments are skipped; `sha256sum` lines give their digest.
+                if let Some(text) = repute::line_query(&text) {
+                    chunk.push(text.to_string());
                 }
                 if chunk.len() == 10_000 {
                     answerer.answer_chunk(&client, &chunk)?;
@@ -358,7 +381,12 @@ pub fn run(args: LookupArgs) -> Result<Outcome> {
         while let Some(complete) = read_line_bounded(&mut reader, &mut line, MAX_QUERY_LINE)? {
             number += 1;
             if !complete {
-                answerer.error(&format!("<line {number}>"), None, "query longer than 1 MiB")?;
+                answerer.error(
+                    &format!("<line {number}>"),
+                    None,
+                    "query",
+                    "query longer than 1 MiB",
+                )?;
                 continue;
             }
             let text = String::from_utf8_lossy(&line);

@@ -8,12 +8,14 @@ mod atomic;
 mod bench;
 mod build;
 mod cloud;
+mod completions;
 mod diff;
 mod export;
 mod inspect;
 mod keys;
 mod lookup;
 mod merge;
+mod output;
 mod policy;
 mod publish;
 mod scan;
@@ -73,6 +75,24 @@ enum Command {
     Status(status::StatusArgs),
     Cloud(cloud::CloudArgs),
     Stats(stats::StatsArgs),
+    Completions(completions::CompletionsArgs),
+    Man(completions::ManArgs),
+}
+
+impl Command {
+    /// Whether the command was asked for JSON output: its errors then also go to standard
+    /// output as a JSON error object.
+    fn json_output(&self) -> bool {
+        match self {
+            Command::Build(a) => a.json(),
+            Command::Lookup(a) => a.json(),
+            Command::Scan(a) => a.json(),
+            Command::Inspect(a) => a.json(),
+            Command::Verify(a) => a.json(),
+            Command::Status(a) => a.json(),
+            _ => false,
+        }
+    }
 }
 
 /// What a command found, mapped to the exit code.
@@ -95,6 +115,7 @@ impl Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json_output = cli.command.json_output();
     let result = match cli.command {
         Command::Build(args) => build::run(args),
         Command::Export(args) => export::run(args),
@@ -114,13 +135,18 @@ fn main() -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::Cloud(args) => cloud::run(args),
         Command::Stats(args) => stats::run(args),
+        Command::Completions(args) => completions::run_completions::<Cli>(args),
+        Command::Man(args) => completions::run_man::<Cli>(args),
     };
     match result {
         Ok(outcome) => outcome.code(),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
+            if json_output {
+                let _ = output::write_command_error(&mut std::io::stdout().lock(), &e);
+            }
             // Messages quote queries, feed lines and file names: escape them.
-            let message = format!("{e:#}");
+            let message = output::message(&e);
             let _ = writeln!(
                 std::io::stderr(),
                 "repute: {}",

@@ -1,34 +1,49 @@
 //! `repute scan`: hash files and directories and look every file up in a snapshot.
 
-use std::io::{BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::{BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use repute::scan::{ScanEvent, ScanSummary, ScannedFile, Scanner};
+use repute::scan::{ArchiveLimits, DigestHit, ScanEvent, ScanSummary, ScannedFile, Scanner};
 use repute::Verdict;
 use serde::Serialize;
 use sha2::Digest as _;
 
 use crate::cloud::{CloudLookupArgs, Participation};
+use crate::output::{io_error_kind, ErrorObject, Format};
 use crate::{open_source, Outcome, Source, TrustArgs};
 
 /// Scan files and directories: hash every file and look it up.
 ///
 /// Every regular file under each PATH is read once; its MD5, SHA-1 and SHA-256 are computed
 /// in one pass and all three are looked up in the snapshot. The strongest verdict wins
-/// (malicious > suspicious > trusted > known). Files are read on several threads with a
-/// fixed amount of memory, and never memory-mapped.
+/// (an override feed's entry first, then malicious > suspicious > trusted > known). Files
+/// are read on several threads with a fixed amount of memory, and never memory-mapped.
+///
+/// Archives (zip, tar, tar.gz/.tgz, gzip, zstd; nested ones too) are looked inside: every
+/// member is hashed and looked up as ARCHIVE!MEMBER, and the strongest member's verdict is
+/// rolled up onto the archive (an override on the archive itself covers its contents).
+/// Depth, members, expanded bytes and the compression ratio are bounded: a decompression
+/// bomb is reported as a `limit` line, never expanded. --no-archives turns this off.
 ///
 /// FIFOs, sockets and devices are skipped and counted, never opened. Symbolic links are not
 /// followed unless --follow-symlinks is given (loops are then detected and skipped). Files
 /// that cannot be read, vanish, or change while being read are reported and the scan goes on.
 ///
-/// Text output lists the files whose verdict is not unknown (every file with --all) as
-/// tab-separated PATH, VERDICT and DETAILS; a summary goes to standard error.
+/// Text output lists malicious and suspicious files only, as `clamscan --infected` does
+/// (--show picks the verdicts, --all lists every file), as tab-separated PATH, VERDICT and
+/// DETAILS; errors and archive limits are always listed. Every field is escaped: control
+/// characters, bidirectional controls, backslashes and bytes that are not UTF-8 (`\xFF`),
+/// so each printed path can be found again. A summary goes to standard error.
+///
+/// JSON output (--format json, or jsonl: the same) is one object per listed file with
+/// `"schema":"repute/1"`, the fields `repute lookup` uses (`verdict`, `type`, `matched`,
+/// `name`, `category`, `source`, `confidence`, ...), and `error` objects (`kind`,
+/// `message`).
 ///
 /// Exit codes: 0 nothing malicious found, 1 something malicious found, 2 some file or
 /// directory could not be scanned (an error wins over a malicious find, as in clamscan).
@@ -38,20 +53,41 @@ Examples:
   repute scan bad.snap ~/Downloads
   repute scan bad.snap /srv/uploads --exclude '*.iso' --exclude node_modules --max-filesize 100M
   repute scan bad.snap / --one-file-system --format jsonl > scan.jsonl
-  repute scan bad.snap . --all --threads 1")]
+  repute scan bad.snap . --all --sort path --threads 1
+  curl -s https://example.com/file | repute scan bad.snap -
+  find /srv -name '*.so' | repute scan bad.snap --file-list -")]
 pub struct ScanArgs {
     /// The snapshot file, or an update state directory (answers come from its current
     /// base and deltas).
     snapshot: PathBuf,
-    /// Files and directories to scan (directories recursively).
-    #[arg(required = true)]
+    /// Files and directories to scan (directories recursively); `-` scans standard input.
+    #[arg(required_unless_present = "file_list")]
     paths: Vec<PathBuf>,
-    /// Output format: text lines, or one JSON object per file.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    format: OutputFormat,
-    /// List every file, including unknown ones.
-    #[arg(long)]
+    /// Also scan the paths listed in FILE, one per line (`-`: standard input); blank lines
+    /// are skipped.
+    #[arg(long, value_name = "FILE")]
+    file_list: Option<PathBuf>,
+    /// Output format: tab-separated text lines, or one JSON object per line (json and jsonl
+    /// are the same).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// List every file, whatever its verdict (unknown ones too).
+    #[arg(long, conflicts_with = "show")]
     all: bool,
+    /// List the files with these verdicts (comma-separated: malicious, suspicious, trusted,
+    /// known, unknown) [default: malicious,suspicious].
+    #[arg(long, value_name = "VERDICT,...", value_delimiter = ',', value_parser = parse_show)]
+    show: Vec<Verdict>,
+    /// Order of the listed files: as found (several threads: any order), or by path (the
+    /// whole listing is held until the scan ends).
+    #[arg(long, value_enum, default_value_t = SortOrder::None)]
+    sort: SortOrder,
+    /// List nothing but errors and archive limits, and print no summary: the exit code tells.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print no summary on standard error.
+    #[arg(long)]
+    no_summary: bool,
     /// Skip paths matching this glob, by whole path or last component (repeatable).
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
@@ -71,10 +107,77 @@ pub struct ScanArgs {
     /// is checked first, well under a second per GB, so a damaged snapshot is an error).
     #[arg(long)]
     no_verify: bool,
+    /// Do not look inside archives: hash them as plain files.
+    #[arg(long)]
+    no_archives: bool,
+    /// Archive nesting looked inside (1: only archives on disk).
+    #[arg(long, value_name = "N", default_value_t = ArchiveLimits::default().max_depth,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    archive_depth: u32,
+    /// Members read per archive on disk, nested ones included.
+    #[arg(long, value_name = "N", default_value_t = ArchiveLimits::default().max_members)]
+    archive_max_members: u64,
+    /// Expanded bytes read per archive on disk (K, M, G or T suffix).
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    archive_max_bytes: u64,
+    /// The largest expanded:compressed ratio of a member beyond 1 MiB; past it a member is a
+    /// decompression bomb.
+    #[arg(long, value_name = "RATIO", default_value_t = ArchiveLimits::default().max_ratio,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    archive_max_ratio: u64,
     #[command(flatten)]
     trust: TrustArgs,
     #[command(flatten)]
     cloud: CloudLookupArgs,
+}
+
+impl ScanArgs {
+    /// Whether errors go to standard output as JSON too.
+    pub fn json(&self) -> bool {
+        self.format.is_json()
+    }
+
+    fn archive_limits(&self) -> Option<ArchiveLimits> {
+        (!self.no_archives).then(|| ArchiveLimits {
+            max_depth: self.archive_depth,
+            max_members: self.archive_max_members,
+            max_total_bytes: self.archive_max_bytes,
+            max_ratio: self.archive_max_ratio,
+            ..ArchiveLimits::default()
+        })
+    }
+
+    /// The verdicts listed.
+    fn shown(&self) -> Vec<Verdict> {
+        if self.all {
+            return vec![
+                Verdict::Malicious,
+                Verdict::Suspicious,
+                Verdict::Trusted,
+                Verdict::Known,
+                Verdict::Unknown,
+            ];
+        }
+        if self.show.is_empty() {
+            return vec![Verdict::Malicious, Verdict::Suspicious];
+        }
+        self.show.clone()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SortOrder {
+    /// As files are found.
+    None,
+    /// By path, bytewise.
+    Path,
+}
+
+fn parse_show(text: &str) -> Result<Verdict, String> {
+    if text.trim().eq_ignore_ascii_case("unknown") {
+        return Ok(Verdict::Unknown);
+    }
+    text.parse()
 }
 
 /// Unknown files asked of the cloud in one scan, at most.
@@ -87,76 +190,6 @@ struct UnknownFile {
     path: PathBuf,
     sha256: String,
     size: u64,
-}
-
-fn write_cloud_file(
-    out: &mut dyn Write,
-    format: OutputFormat,
-    file: &UnknownFile,
-    answer: &repute_client::CloudAnswer,
-) -> Result<()> {
-    let verdict = answer.verdict.as_deref().unwrap_or("unknown");
-    match format {
-        OutputFormat::Jsonl => {
-            let path = file.path.to_string_lossy();
-            let mut j = JsonFile::new(&path);
-            j.size = Some(file.size);
-            j.sha256 = Some(file.sha256.clone());
-            j.verdict = verdict.parse().ok();
-            j.name = answer.name.as_deref();
-            j.category = answer.category.as_deref();
-            j.source = answer.source.as_deref();
-            j.matched = answer.matched.as_deref();
-            serde_json::to_writer(&mut *out, &j)?;
-            writeln!(out)?;
-        }
-        OutputFormat::Text => {
-            write!(
-                out,
-                "{}\t{}",
-                text_path(&file.path),
-                repute::text::escape_text(verdict)
-            )?;
-            // Everything the service sent is escaped like feed text.
-            let mut details = Vec::new();
-            let text = |k: &str, v: &Option<String>| {
-                v.as_ref()
-                    .map(|v| format!("{k}={}", repute::text::escape_text(v)))
-            };
-            details.extend(text("name", &answer.name));
-            details.extend(text("category", &answer.category));
-            details.extend(text("source", &answer.source));
-            details.push("from=cloud".to_string());
-            writeln!(out, "\t{}", details.join(" "))?;
-        }
-    }
-    Ok(())
-}
-
-/// Uploads a file the service asked for, if it still has the digest asked about.
-fn upload_sample(client: &repute_client::CloudClient, file: &UnknownFile, cap: u64) {
-    if file.size > cap {
-        return;
-    }
-    let Ok(data) = std::fs::read(&file.path) else {
-        return;
-    };
-    let digest: String = sha2::Sha256::digest(&data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if data.len() as u64 > cap || digest != file.sha256 {
-        return;
-    }
-    if let Err(e) = client.post_sample(&file.sha256, &data) {
-        let _ = writeln!(std::io::stderr(), "cloud: sample not uploaded ({e})");
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum OutputFormat {
-    Text,
-    Jsonl,
 }
 
 /// Parses `10M`, `1G`, `512K`, `4096`, with an optional `B` or `iB` after the unit.
@@ -180,9 +213,14 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
+/// One JSON line of `scan`: the same field names as `lookup`'s answers.
 #[derive(Debug, Serialize)]
 struct JsonFile<'a> {
-    path: &'a str,
+    schema: &'static str,
+    /// `file`, `member` (of an archive), `limit` (an archive limit), `damaged` (an archive
+    /// that could not be read inside) or `error`.
+    entry: &'static str,
+    path: String,
     /// The path's bytes in base64, when they are not UTF-8 (`path` then shows them as
     /// `\xHH` escapes).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,32 +235,53 @@ struct JsonFile<'a> {
     sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verdict: Option<Verdict>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
+    /// The kind of the digest that matched (`md5`, `sha1`, `sha256`).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     category: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<&'a str>,
+    /// The key that matched (the digest, in hex).
     #[serde(skip_serializing_if = "Option::is_none")]
-    matched: Option<&'a str>,
+    matched: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    first_seen: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_seen: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confidence: Option<u8>,
+    /// For an archive whose verdict comes from a member: that member's path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    member: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorObject>,
 }
 
-impl<'a> JsonFile<'a> {
-    fn new(path: &'a str) -> Self {
+impl JsonFile<'_> {
+    fn new(entry: &'static str, path: &Path) -> Self {
+        let (path, path_bytes) = json_path(path);
         JsonFile {
+            schema: crate::output::SCHEMA,
+            entry,
             path,
-            path_bytes: None,
+            path_bytes,
             size: None,
             md5: None,
             sha1: None,
             sha256: None,
             verdict: None,
-            name: None,
+            kind: None,
             category: None,
+            name: None,
             source: None,
             matched: None,
+            first_seen: None,
+            last_seen: None,
+            confidence: None,
+            member: None,
             error: None,
         }
     }
@@ -230,13 +289,13 @@ impl<'a> JsonFile<'a> {
 
 /// A path for one text line, escaped ([`repute::text`]): control characters, bidi controls,
 /// backslashes and bytes that are not UTF-8, so every path printed can be found again.
-fn text_path(path: &std::path::Path) -> String {
+fn text_path(path: &Path) -> String {
     repute::text::escape_path(path)
 }
 
 /// A path for JSON: as it is when it is UTF-8 (JSON escapes what it must), else escaped
 /// as in text, with its bytes in base64.
-fn json_path(path: &std::path::Path) -> (String, Option<String>) {
+fn json_path(path: &Path) -> (String, Option<String>) {
     let bytes = repute::text::path_bytes(path);
     match std::str::from_utf8(&bytes) {
         Ok(text) => (text.to_owned(), None),
@@ -247,92 +306,190 @@ fn json_path(path: &std::path::Path) -> (String, Option<String>) {
     }
 }
 
-/// The shared output: the first write error stops further output and is returned at the end.
-struct Output<W: Write> {
-    out: W,
-    failed: Option<std::io::Error>,
+fn json_line(j: &JsonFile<'_>) -> Vec<u8> {
+    let mut line = serde_json::to_vec(j).unwrap_or_default();
+    line.push(b'\n');
+    line
 }
 
-impl<W: Write> Output<W> {
-    fn write(&mut self, f: impl FnOnce(&mut W) -> std::io::Result<()>) {
-        if self.failed.is_none() {
-            if let Err(e) = f(&mut self.out) {
-                self.failed = Some(e);
-            }
-        }
-    }
+/// The details of a hit for a text line: `name=... category=... source=... matched=KIND`.
+fn text_details(hit: &DigestHit<'_>) -> Vec<String> {
+    let mut details = Vec::new();
+    let field = |key: &str, value: Option<&str>| {
+        value.map(|v| format!("{key}={}", repute::text::escape_text(v)))
+    };
+    details.extend(field("name", hit.record.name()));
+    details.extend(field("category", hit.record.category()));
+    details.extend(field("source", hit.record.source()));
+    details.push(format!("matched={}", hit.matched.as_str()));
+    details
 }
 
-fn write_file(out: &mut dyn Write, format: OutputFormat, file: &ScannedFile<'_>) -> Result<()> {
+/// One listed file or member, as a line in `format`.
+fn file_line(format: Format, entry: &'static str, file: &ScannedFile<'_>) -> Vec<u8> {
     let verdict = file.verdict();
+    // The hit the verdict comes from: the file's own, or the rolled-up member's.
+    let (hit, member) = match (&file.contained, file.verdict_from_member()) {
+        (Some(c), true) => (Some(&c.hit), Some(&c.member)),
+        _ => (file.hit.as_ref(), None),
+    };
     match format {
-        OutputFormat::Jsonl => {
-            let (path, path_bytes) = json_path(&file.path);
+        Format::Json => {
             let [md5, sha1, sha256] = file.digests.digests();
-            let mut j = JsonFile::new(&path);
-            j.path_bytes = path_bytes;
+            let mut j = JsonFile::new(entry, &file.path);
             j.size = Some(file.size());
             j.md5 = Some(md5.to_hex());
             j.sha1 = Some(sha1.to_hex());
             j.sha256 = Some(sha256.to_hex());
             j.verdict = Some(verdict);
-            if let Some(hit) = &file.hit {
-                j.name = hit.record.name();
+            if let Some(hit) = hit {
+                j.kind = Some(hit.matched.as_str());
                 j.category = hit.record.category();
+                j.name = hit.record.name();
                 j.source = hit.record.source();
-                j.matched = Some(hit.matched.as_str());
+                j.first_seen = hit.record.first_seen();
+                j.last_seen = hit.record.last_seen();
+                j.confidence = hit.record.confidence();
+                if member.is_none() {
+                    let matched = file
+                        .digests
+                        .digests()
+                        .into_iter()
+                        .find(|d| d.kind() == hit.matched);
+                    j.matched = matched.map(|d| d.to_hex());
+                }
             }
-            serde_json::to_writer(&mut *out, &j)?;
-            writeln!(out)?;
+            j.member = member.map(|m| json_path(m).0);
+            json_line(&j)
         }
-        OutputFormat::Text => {
-            write!(out, "{}\t{verdict}", text_path(&file.path))?;
-            if let Some(hit) = &file.hit {
-                let mut details = Vec::new();
-                let field = |key: &str, value: Option<&str>| {
-                    value.map(|v| format!("{key}={}", repute::text::escape_text(v)))
-                };
-                details.extend(field("name", hit.record.name()));
-                details.extend(field("category", hit.record.category()));
-                details.extend(field("source", hit.record.source()));
-                details.push(format!("matched={}", hit.matched));
-                write!(out, "\t{}", details.join(" "))?;
+        Format::Text => {
+            let mut line = format!("{}\t{verdict}", text_path(&file.path));
+            if let Some(hit) = hit {
+                let mut details = text_details(hit);
+                if let Some(m) = member {
+                    details.push(format!("member={}", text_path(m)));
+                }
+                line.push('\t');
+                line.push_str(&details.join(" "));
             }
-            writeln!(out)?;
+            line.push('\n');
+            line.into_bytes()
         }
     }
-    Ok(())
 }
 
-fn write_error(
-    out: &mut dyn Write,
-    format: OutputFormat,
-    path: &std::path::Path,
-    error: &std::io::Error,
-) -> Result<()> {
+/// A line for an error, an archive limit or a damaged archive.
+fn note_line(
+    format: Format,
+    entry: &'static str,
+    path: &Path,
+    kind: &'static str,
+    message: &str,
+) -> Vec<u8> {
     match format {
-        OutputFormat::Jsonl => {
-            let (p, path_bytes) = json_path(path);
-            let mut j = JsonFile::new(&p);
-            j.path_bytes = path_bytes;
-            j.error = Some(error.to_string());
-            serde_json::to_writer(&mut *out, &j)?;
-            writeln!(out)?;
+        Format::Json => {
+            let mut j = JsonFile::new(entry, path);
+            j.error = Some(ErrorObject::new(kind, message));
+            json_line(&j)
         }
-        OutputFormat::Text => writeln!(
-            out,
-            "{}\terror\t{}",
+        Format::Text => format!(
+            "{}\t{entry}\t{}\n",
             text_path(path),
-            repute::text::escape_text(&error.to_string())
-        )?,
+            repute::text::escape_text(message)
+        )
+        .into_bytes(),
     }
-    Ok(())
 }
 
-fn io_error(e: anyhow::Error) -> std::io::Error {
-    match e.downcast::<std::io::Error>() {
-        Ok(io) => io,
-        Err(other) => std::io::Error::other(other.to_string()),
+fn cloud_line(format: Format, file: &UnknownFile, answer: &repute_client::CloudAnswer) -> Vec<u8> {
+    let verdict = answer.verdict.as_deref().unwrap_or("unknown");
+    match format {
+        Format::Json => {
+            let mut j = JsonFile::new("file", &file.path);
+            j.size = Some(file.size);
+            j.sha256 = Some(file.sha256.clone());
+            j.verdict = verdict.parse().ok();
+            j.name = answer.name.as_deref();
+            j.category = answer.category.as_deref();
+            j.source = answer.source.as_deref();
+            j.matched = answer.matched.clone();
+            json_line(&j)
+        }
+        Format::Text => {
+            // Everything the service sent is escaped like feed text.
+            let mut details = Vec::new();
+            let text = |k: &str, v: &Option<String>| {
+                v.as_ref()
+                    .map(|v| format!("{k}={}", repute::text::escape_text(v)))
+            };
+            details.extend(text("name", &answer.name));
+            details.extend(text("category", &answer.category));
+            details.extend(text("source", &answer.source));
+            details.push("from=cloud".to_string());
+            format!(
+                "{}\t{}\t{}\n",
+                text_path(&file.path),
+                repute::text::escape_text(verdict),
+                details.join(" ")
+            )
+            .into_bytes()
+        }
+    }
+}
+
+/// Uploads a file the service asked for, if it still has the digest asked about.
+fn upload_sample(client: &repute_client::CloudClient, file: &UnknownFile, cap: u64) {
+    if file.size > cap {
+        return;
+    }
+    let Ok(data) = std::fs::read(&file.path) else {
+        return;
+    };
+    let digest: String = sha2::Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if data.len() as u64 > cap || digest != file.sha256 {
+        return;
+    }
+    if let Err(e) = client.post_sample(&file.sha256, &data) {
+        let _ = writeln!(std::io::stderr(), "cloud: sample not uploaded ({e})");
+    }
+}
+
+/// Where listed lines go: straight to standard output, or held to be sorted by path. The
+/// first write error stops further output and is returned at the end.
+struct Listing<W: Write> {
+    out: W,
+    failed: Option<std::io::Error>,
+    held: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl<W: Write> Listing<W> {
+    fn put(&mut self, path: &Path, line: Vec<u8>) {
+        if let Some(held) = &mut self.held {
+            held.push((repute::text::path_bytes(path).into_owned(), line));
+            return;
+        }
+        if self.failed.is_none() {
+            if let Err(e) = self.out.write_all(&line) {
+                self.failed = Some(e);
+            }
+        }
+    }
+
+    /// Writes what was held, in path order, and flushes.
+    fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        if let Some(mut held) = self.held.take() {
+            held.sort();
+            for (_, line) in held {
+                self.out.write_all(&line)?;
+            }
+        }
+        self.out.flush()
     }
 }
 
@@ -364,6 +521,7 @@ fn print_summary(s: &ScanSummary) {
         err,
         "files: {}, bytes: {} ({:.1} MB)\n\
          verdicts: {} malicious, {} suspicious, {} trusted, {} known, {} unknown\n\
+         archives: {} members read ({} malicious), {} limits reached, {} not readable inside\n\
          skipped: {} special files, {} symlinks, {} too large, {} excluded\n\
          errors: {}\n\
          time: {:.3} s, {:.1} MB/s",
@@ -375,6 +533,10 @@ fn print_summary(s: &ScanSummary) {
         s.trusted,
         s.known,
         s.unknown,
+        s.members,
+        s.malicious_members,
+        s.archive_limits,
+        s.archive_damaged,
         s.special,
         s.symlinks,
         s.too_large,
@@ -383,6 +545,52 @@ fn print_summary(s: &ScanSummary) {
         s.elapsed.as_secs_f64(),
         mb_per_second(s.bytes, s.elapsed),
     );
+}
+
+/// The paths of `--file-list`: one per line, blank lines skipped, bytes kept as they are.
+fn read_file_list(path: &Path) -> Result<Vec<PathBuf>> {
+    let bytes = if path == Path::new("-") {
+        let mut v = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut v)
+            .context("cannot read the file list from standard input")?;
+        v
+    } else {
+        std::fs::read(path).with_context(|| format!("cannot read file list {}", path.display()))?
+    };
+    Ok(bytes
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .map(path_from_bytes)
+        .collect())
+}
+
+#[cfg(unix)]
+fn path_from_bytes(bytes: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// Hashes standard input and looks it up, as the file `-`.
+fn scan_stdin<'s>(
+    snapshot: &'s (dyn repute::scan::DigestSource + Sync),
+) -> std::io::Result<ScannedFile<'s>> {
+    let mut buf = vec![0u8; repute::scan::DEFAULT_BUFFER_SIZE];
+    let digests = repute::scan::hash_reader(std::io::stdin().lock(), &mut buf)?;
+    let hit = repute::scan::lookup_file(snapshot, &digests);
+    Ok(ScannedFile {
+        path: PathBuf::from("-"),
+        digests,
+        hit,
+        contained: None,
+    })
 }
 
 pub fn run(args: ScanArgs) -> Result<Outcome> {
@@ -403,22 +611,40 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
         .follow_symlinks(args.follow_symlinks)
         .one_file_system(args.one_file_system)
         .max_file_size(args.max_filesize)
-        .threads(args.threads.map_or(0, |n| n as usize));
+        .threads(args.threads.map_or(0, |n| n as usize))
+        .archives(args.archive_limits());
     if !args.exclude.is_empty() {
         scanner = scanner.exclude(&args.exclude)?;
     }
-    for path in &args.paths {
+    let mut paths = args.paths.clone();
+    if let Some(list) = &args.file_list {
+        if list == Path::new("-") && paths.iter().any(|p| p == Path::new("-")) {
+            bail!("standard input cannot be both scanned (-) and read as the --file-list");
+        }
+        paths.extend(read_file_list(list)?);
+    }
+    for path in &paths {
         if path.as_os_str().is_empty() {
             bail!("an empty path cannot be scanned");
         }
     }
+    let scan_stdin_too = paths.iter().any(|p| p == Path::new("-"));
+    paths.retain(|p| p != Path::new("-"));
 
     let format = args.format;
-    let all = args.all;
-    let output = Mutex::new(Output {
+    let shown = args.shown();
+    let quiet = args.quiet;
+    let listed = |v: Verdict| !quiet && shown.contains(&v);
+    let listing = Mutex::new(Listing {
         out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
         failed: None,
+        held: (args.sort == SortOrder::Path).then(Vec::new),
     });
+    let put = |path: &Path, line: Vec<u8>| {
+        if let Ok(mut l) = listing.lock() {
+            l.put(path, line);
+        }
+    };
     let bar = progress_bar();
     let bytes_seen = std::sync::atomic::AtomicU64::new(0);
     let (config_dir, settings) = crate::cloud::settings()?;
@@ -431,13 +657,62 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
     ));
     let keep_unknown = client.is_some();
     let unknown_files = Mutex::new(Vec::<UnknownFile>::new());
-    let summary = scanner.scan(snapshot, &args.paths, |event| {
-        let write = |f: &dyn Fn(&mut dyn Write) -> Result<()>| {
-            if let Ok(mut out) = output.lock() {
-                out.write(|w| f(w).map_err(io_error));
+    let on_file = |file: &ScannedFile<'_>| {
+        let verdict = file.verdict();
+        if let Ok(mut p) = participation.lock() {
+            if let Some(p) = p.as_mut() {
+                p.record(&file.digests.digests()[2].to_hex(), verdict);
             }
-        };
-        match &event {
+        }
+        if verdict == Verdict::Unknown && keep_unknown {
+            if let Ok(mut list) = unknown_files.lock() {
+                if list.len() < MAX_CLOUD_FILES {
+                    list.push(UnknownFile {
+                        path: file.path.clone(),
+                        sha256: file.digests.digests()[2].to_hex(),
+                        size: file.size(),
+                    });
+                    if !args.all {
+                        return;
+                    }
+                }
+            }
+        }
+        if listed(verdict) {
+            put(&file.path, file_line(format, "file", file));
+        }
+    };
+
+    let mut summary = ScanSummary::default();
+    if scan_stdin_too {
+        match scan_stdin(snapshot) {
+            Ok(file) => {
+                summary.files += 1;
+                summary.bytes = file.size();
+                match file.verdict() {
+                    Verdict::Malicious => summary.malicious += 1,
+                    Verdict::Suspicious => summary.suspicious += 1,
+                    Verdict::Trusted => summary.trusted += 1,
+                    Verdict::Known => summary.known += 1,
+                    _ => summary.unknown += 1,
+                }
+                on_file(&file);
+            }
+            Err(e) => {
+                summary.errors += 1;
+                let line = note_line(
+                    format,
+                    "error",
+                    Path::new("-"),
+                    io_error_kind(&e),
+                    &e.to_string(),
+                );
+                put(Path::new("-"), line);
+            }
+        }
+    }
+    if !paths.is_empty() {
+        let found = scanner.scan(snapshot, &paths, |event| match &event {
             ScanEvent::File(file) => {
                 bar.inc(1);
                 let total = bytes_seen.fetch_add(file.size(), std::sync::atomic::Ordering::Relaxed)
@@ -446,43 +721,50 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
                     let rate = mb_per_second(total, bar.elapsed());
                     bar.set_message(format!("{:.1} MB, {rate:.1} MB/s", total as f64 / 1e6));
                 }
-                let verdict = file.verdict();
-                if let Ok(mut p) = participation.lock() {
-                    if let Some(p) = p.as_mut() {
-                        p.record(&file.digests.digests()[2].to_hex(), verdict);
-                    }
-                }
-                if verdict == Verdict::Unknown && keep_unknown {
-                    if let Ok(mut list) = unknown_files.lock() {
-                        if list.len() < MAX_CLOUD_FILES {
-                            list.push(UnknownFile {
-                                path: file.path.clone(),
-                                sha256: file.digests.digests()[2].to_hex(),
-                                size: file.size(),
-                            });
-                            if !all {
-                                return;
-                            }
-                        }
-                    }
-                }
-                if all || verdict != Verdict::Unknown {
-                    write(&|w| write_file(w, format, file));
-                }
+                on_file(file);
             }
-            ScanEvent::Error { path, error } => write(&|w| write_error(w, format, path, error)),
+            ScanEvent::Member(member) if listed(member.verdict()) => {
+                put(&member.path, file_line(format, "member", member));
+            }
+            ScanEvent::ArchiveLimit { path, reason } => {
+                put(path, note_line(format, "limit", path, "limit", reason));
+            }
+            ScanEvent::ArchiveDamaged { path, reason } if args.all => {
+                put(path, note_line(format, "damaged", path, "damaged", reason));
+            }
+            ScanEvent::Error { path, error } => {
+                put(
+                    path,
+                    note_line(
+                        format,
+                        "error",
+                        path,
+                        io_error_kind(error),
+                        &error.to_string(),
+                    ),
+                );
+            }
             _ => {}
-        }
-    });
+        });
+        let elapsed = found.elapsed;
+        let (files, bytes) = (summary.files, summary.bytes);
+        let stdin_counts = summary;
+        summary = found;
+        summary.files += files;
+        summary.bytes = summary.bytes.saturating_add(bytes);
+        summary.malicious += stdin_counts.malicious;
+        summary.suspicious += stdin_counts.suspicious;
+        summary.trusted += stdin_counts.trusted;
+        summary.known += stdin_counts.known;
+        summary.unknown += stdin_counts.unknown;
+        summary.errors += stdin_counts.errors;
+        summary.elapsed = elapsed;
+    }
     bar.finish_and_clear();
 
-    let output = output
+    let mut listing = listing
         .into_inner()
         .map_err(|_| anyhow::anyhow!("output lock poisoned"))?;
-    if let Some(e) = output.failed {
-        return Err(e.into());
-    }
-    let mut out = output.out;
     let mut cloud_malicious = 0;
     if let Some(client) = &client {
         let files = unknown_files
@@ -508,7 +790,9 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
                     if a.verdict.as_deref() == Some("malicious") {
                         cloud_malicious += 1;
                     }
-                    write_cloud_file(&mut out, format, file, a)?;
+                    if !quiet {
+                        listing.put(&file.path, cloud_line(format, file, a));
+                    }
                 }
                 Some(a) => {
                     if let Some(cap) = sample_cap {
@@ -524,9 +808,11 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
             }
         }
     }
-    out.flush()?;
-    drop(out);
-    print_summary(&summary);
+    listing.finish()?;
+    drop(listing);
+    if !quiet && !args.no_summary {
+        print_summary(&summary);
+    }
     if let Some(client) = &client {
         crate::cloud::print_status(client);
     }

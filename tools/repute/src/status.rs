@@ -4,8 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
+use crate::output::Format;
 use crate::{iso8601, open_engine, unix_now, Outcome, TrustArgs};
 
 /// Show the snapshot in force in an update state directory: sequence, age, whether it is
@@ -15,17 +16,18 @@ use crate::{iso8601, open_engine, unix_now, Outcome, TrustArgs};
 pub struct StatusArgs {
     /// The state directory (as `repute update --state` keeps it).
     state: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
-    format: StatusFormat,
+    /// Output format: text, or one JSON object (json and jsonl are the same).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
     #[command(flatten)]
     trust: TrustArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum StatusFormat {
-    Text,
-    Json,
+impl StatusArgs {
+    /// Whether errors go to standard output as JSON too.
+    pub fn json(&self) -> bool {
+        self.format.is_json()
+    }
 }
 
 pub fn run(args: StatusArgs) -> Result<Outcome> {
@@ -33,11 +35,8 @@ pub fn run(args: StatusArgs) -> Result<Outcome> {
     let status = engine.status_at(unix_now());
     let mut out = std::io::stdout().lock();
     match args.format {
-        StatusFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &status)?;
-            writeln!(out)?;
-        }
-        StatusFormat::Text => {
+        Format::Json => crate::output::write_json(&mut out, &status)?,
+        Format::Text => {
             writeln!(out, "state        {}", args.state.display())?;
             writeln!(out, "sequence     {}", status.sequence)?;
             writeln!(out, "identity     {}", status.identity)?;

@@ -176,7 +176,10 @@ fn lookup_exit_codes_stdin_and_errors() {
         .collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["verdict"], "malicious");
-    assert!(lines[1]["error"].as_str().unwrap().contains("no host"));
+    assert!(lines[1]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no host"));
     assert_eq!(lines[2]["verdict"], "unknown");
 
     let o = run(p, &["lookup", "missing.snap", EICAR_MD5]);

@@ -131,7 +131,10 @@ fn lookup_reports_an_over_long_stdin_line_without_holding_it() {
     assert_eq!(lines.len(), 3, "{}{}", stdout(&o), stderr(&o));
     assert_eq!(lines[0]["verdict"], "malicious");
     assert_eq!(lines[1]["query"], "<line 2>");
-    assert!(lines[1]["error"].as_str().unwrap().contains("longer than"));
+    assert!(lines[1]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("longer than"));
     assert_eq!(lines[2]["verdict"], "malicious");
     assert_eq!(o.status.code(), Some(2));
 }

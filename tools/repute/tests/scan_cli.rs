@@ -131,7 +131,10 @@ fn oracle(tool: &str, path: &Path) -> String {
 fn text_output_lists_findings_and_exits_1_on_malicious() {
     let dir = setup();
     let p = dir.path();
-    let o = run(p, &["scan", "bad.snap", "tree"]);
+    let o = run(
+        p,
+        &["scan", "bad.snap", "tree", "--show", "malicious,trusted"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let mut lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
     lines.sort();
@@ -192,7 +195,9 @@ fn jsonl_digests_agree_with_coreutils() {
     };
     let eicar = by_path("eicar.com");
     assert_eq!(eicar["verdict"], "malicious");
-    assert_eq!(eicar["matched"], "md5");
+    assert_eq!(eicar["type"], "md5");
+    assert_eq!(eicar["matched"], EICAR_MD5);
+    assert_eq!(eicar["schema"], "repute/1");
     assert_eq!(eicar["source"], "bad");
     assert_eq!(eicar["sha256"], EICAR_SHA256);
     assert_eq!(eicar["size"], 68);
@@ -328,7 +333,7 @@ fn errors_exit_2_and_the_scan_goes_on() {
     let lines = jsonl(&o);
     assert!(lines
         .iter()
-        .any(|l| l["path"] == "missing-dir" && l["error"].is_string()));
+        .any(|l| l["path"] == "missing-dir" && l["error"]["message"].is_string()));
     assert!(lines
         .iter()
         .any(|l| l["path"] == "tree/eicar.com" && l["verdict"] == "malicious"));
