@@ -41,7 +41,6 @@ struct Running {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
-    service: Arc<Service>,
 }
 
 impl Running {
@@ -60,7 +59,7 @@ async fn start(service: Arc<Service>, tls: Option<tokio_rustls::TlsAcceptor>) ->
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let s = service.clone();
+    let s = service;
     let task = tokio::spawn(async move {
         let shutdown = async move {
             let _ = rx.await;
@@ -73,7 +72,6 @@ async fn start(service: Arc<Service>, tls: Option<tokio_rustls::TlsAcceptor>) ->
         addr,
         stop: Some(tx),
         task,
-        service,
     }
 }
 
