@@ -63,8 +63,12 @@ impl Drop for Server {
     }
 }
 
+/// Builds `out` from `md5s` and 2,000 filler keys (so a one-key delta is smaller than the
+/// base, and the channel offers it).
 fn build(dir: &Path, out: &str, sequence: u64, md5s: &[&str]) {
-    std::fs::write(dir.join("bad.txt"), md5s.join("\n") + "\n").unwrap();
+    let mut lines: Vec<String> = md5s.iter().map(|s| (*s).to_string()).collect();
+    lines.extend((1..=2_000u128).map(|i| format!("{:032x}", i * 0x9E37_79B9_7F4A_7C15)));
+    std::fs::write(dir.join("bad.txt"), lines.join("\n") + "\n").unwrap();
     ok(&repute(
         dir,
         &[
