@@ -111,8 +111,7 @@ fn update(dir: &Path, from: &str) -> serde_json::Value {
     let o = repute(
         dir,
         &[
-            "update", "--from", from, "-p", "k.pub", "--state", "st", "--format", "json",
-            "--force",
+            "update", "--from", from, "-p", "k.pub", "--state", "st", "--format", "json", "--force",
         ],
     );
     ok(&o);

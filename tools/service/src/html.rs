@@ -137,12 +137,20 @@ td.num{{text-align:right;font-variant-numeric:tabular-nums}}
         sequence = p("/snapshot/sequence"),
         created = p("/snapshot/created_iso"),
         age = p("/snapshot/age_seconds"),
-        age_text = human_age(status.pointer("/snapshot/age_seconds").and_then(Value::as_i64)),
+        age_text = human_age(
+            status
+                .pointer("/snapshot/age_seconds")
+                .and_then(Value::as_i64)
+        ),
         layers = p("/engine/layers"),
         last_update = match status.pointer("/engine/last_update") {
             Some(u) if !u.is_null() => format!(
                 "{} at {}{}",
-                if u.get("ok") == Some(&Value::Bool(true)) { "ok" } else { "failed" },
+                if u.get("ok") == Some(&Value::Bool(true)) {
+                    "ok"
+                } else {
+                    "failed"
+                },
                 u.get("at")
                     .and_then(Value::as_i64)
                     .map_or_else(|| "-".into(), crate::iso8601),

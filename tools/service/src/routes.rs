@@ -649,7 +649,9 @@ fn invalid<'a>(text: &'a str, reason: String) -> NativeResult<'a> {
 /// The lowercase hex of an unknown SHA-256 answer: a candidate for `"repute:wanted"`.
 fn unknown_sha256(query: &Query, r: &Resolution) -> Option<String> {
     match query {
-        Query::Digest(d) if d.kind() == DigestKind::Sha256 && r.found.is_none() && r.error.is_none() => {
+        Query::Digest(d)
+            if d.kind() == DigestKind::Sha256 && r.found.is_none() && r.error.is_none() =>
+        {
             Some(d.to_hex())
         }
         _ => None,

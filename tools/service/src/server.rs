@@ -140,7 +140,11 @@ pub async fn serve(
             service.metrics.rejected_connections.fetch_add(1, Relaxed);
             if tls.is_none() {
                 if let Ok(slot) = rejecting.clone().try_acquire_owned() {
-                    tokio::spawn(reject(stream, header_timeout.min(Duration::from_secs(2)), slot));
+                    tokio::spawn(reject(
+                        stream,
+                        header_timeout.min(Duration::from_secs(2)),
+                        slot,
+                    ));
                 }
             }
             continue;

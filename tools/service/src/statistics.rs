@@ -281,7 +281,8 @@ pub fn spawn_relay(service: &Arc<Service>) -> Option<tokio::task::JoinHandle<()>
         .build()
         .ok()?;
     let key = service.config.upstream_key.clone();
-    let every = std::time::Duration::from_secs(service.config.statistics_relay_interval_seconds.max(1));
+    let every =
+        std::time::Duration::from_secs(service.config.statistics_relay_interval_seconds.max(1));
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -289,7 +290,11 @@ pub fn spawn_relay(service: &Arc<Service>) -> Option<tokio::task::JoinHandle<()>
             tick.tick().await;
             match relay_once(&client, &url, key.as_deref(), today()).await {
                 Ok(r) if r.days > 0 => {
-                    tracing::info!(days = r.days, items = r.items, "statistics relayed upstream")
+                    tracing::info!(
+                        days = r.days,
+                        items = r.items,
+                        "statistics relayed upstream"
+                    )
                 }
                 Ok(_) => {}
                 Err(e) => {

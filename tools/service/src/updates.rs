@@ -123,9 +123,8 @@ impl Mirror {
             let Some(cache) = cache else {
                 bail!("mirroring {source} needs updates_cache, a directory for its files");
             };
-            std::fs::create_dir_all(cache).with_context(|| {
-                format!("cannot create the updates cache {}", cache.display())
-            })?;
+            std::fs::create_dir_all(cache)
+                .with_context(|| format!("cannot create the updates cache {}", cache.display()))?;
             let mut base = source.to_string();
             if !base.ends_with('/') {
                 base.push('/');
@@ -210,7 +209,10 @@ impl Mirror {
             ..
         } = &self.source
         else {
-            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no manifest"));
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no manifest",
+            ));
         };
         let mut held = manifest.lock().await;
         if let Some(pair) = held.as_ref() {
@@ -385,11 +387,7 @@ async fn download(
             file.write_all(&chunk).await?;
         }
         if kind == Name::Content {
-            let sha: String = hash
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let sha: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
             let expected = content_stem(name).unwrap_or_default();
             if sha != expected {
                 bail!("{url} has SHA-256 {sha}, not the {expected} its name says; discarded");

@@ -531,7 +531,10 @@ async fn connections_over_the_cap_get_503_and_the_service_recovers() {
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
         let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
         assert_eq!(body["error"]["code"], 503);
-        assert!(body["message"].as_str().unwrap().contains("max_connections"));
+        assert!(body["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_connections"));
     }
     assert_eq!(
         server

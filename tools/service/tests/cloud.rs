@@ -175,7 +175,11 @@ async fn wanted_marks_and_the_relay_of_closed_days() {
             vec![hex("cd")]
         };
         let refs: Vec<&str> = digests.iter().map(String::as_str).collect();
-        let (st, v) = call(&service, post("/v1/statistics", report(&t.repeat(32), &refs))).await;
+        let (st, v) = call(
+            &service,
+            post("/v1/statistics", report(&t.repeat(32), &refs)),
+        )
+        .await;
         assert_eq!(st, StatusCode::OK, "{v}");
     }
     let oracle = |d: &str| d == hex("ab") || d == hex("cd");
@@ -184,11 +188,18 @@ async fn wanted_marks_and_the_relay_of_closed_days() {
         let (st, v) = call(&service, get(&format!("/lookup/sha256/{d}"))).await;
         assert_eq!(st, StatusCode::NOT_FOUND);
         assert_eq!(v["message"], "Non existing SHA-256");
-        assert_eq!(v.get("repute:wanted") == Some(&json!(true)), oracle(&d), "{d}: {v}");
+        assert_eq!(
+            v.get("repute:wanted") == Some(&json!(true)),
+            oracle(&d),
+            "{d}: {v}"
+        );
     }
     let (st, v) = call(&service, get(&format!("/lookup/sha256/{LISTED_SHA256}"))).await;
     assert_eq!(st, StatusCode::OK);
-    assert!(v.get("repute:wanted").is_none(), "a listed digest is never wanted");
+    assert!(
+        v.get("repute:wanted").is_none(),
+        "a listed digest is never wanted"
+    );
     // MD5 answers are never marked (a sample is asked for by its SHA-256).
     let (_, v) = call(&service, get(&format!("/lookup/md5/{}", "ab".repeat(16)))).await;
     assert!(v.get("repute:wanted").is_none());
@@ -234,7 +245,10 @@ async fn wanted_marks_and_the_relay_of_closed_days() {
     assert!(relay_once(&client, &url, None, later).await.is_err());
     let done = relay_once(&client, &url, None, later).await.unwrap();
     assert_eq!((done.days, done.items), (1, 2), "{done:?}");
-    assert_eq!(relay_once(&client, &url, None, later).await.unwrap().days, 0);
+    assert_eq!(
+        relay_once(&client, &url, None, later).await.unwrap().days,
+        0
+    );
     // What arrived: aggregates with the reporter counts, never a token.
     for body in up.bodies.lock().unwrap().iter() {
         for t in ["1", "2", "3"] {

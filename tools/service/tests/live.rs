@@ -220,7 +220,11 @@ fn channel(dir: &Path) -> (String, Vec<u8>) {
         .collect();
     let name = format!("{id}.snap");
     std::fs::write(dir.join(&name), &snap).unwrap();
-    std::fs::write(dir.join(format!("{name}.minisig")), b"untrusted comment: x\n").unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.minisig")),
+        b"untrusted comment: x\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("manifest.json"), b"{\"sequence\": 3}").unwrap();
     std::fs::write(dir.join("manifest.json.minisig"), b"untrusted comment: m\n").unwrap();
     std::fs::write(dir.join("secret.txt"), b"not for clients").unwrap();
@@ -272,14 +276,22 @@ async fn the_update_channel_is_mirrored_from_a_directory_and_through_a_proxy() {
         get(&c, &format!("{base}/{name}"), Some("bytes=10-19")).await,
         (206, snap[10..20].to_vec())
     );
-    let (st, _) = get(&c, &format!("{base}/{name}"), Some(&format!("bytes={}-", snap.len()))).await;
+    let (st, _) = get(
+        &c,
+        &format!("{base}/{name}"),
+        Some(&format!("bytes={}-", snap.len())),
+    )
+    .await;
     assert_eq!(st, 416);
     // Only channel names: no other file of the directory, no way out of it.
     for bad in ["secret.txt", "..%2Fchannel%2Fsecret.txt", "current.json"] {
         let (st, body) = get(&c, &format!("{base}/{bad}"), None).await;
         assert_eq!(st, 404, "{bad}");
         let v: Value = serde_json::from_slice(&body).unwrap();
-        assert!(v["message"].as_str().unwrap().contains("not in the update channel"));
+        assert!(v["message"]
+            .as_str()
+            .unwrap()
+            .contains("not in the update channel"));
     }
     let (st, _) = get(&c, &format!("{base}/{}.snap", "0".repeat(64)), None).await;
     assert_eq!(st, 404);
@@ -355,9 +367,18 @@ async fn the_update_channel_is_mirrored_from_a_directory_and_through_a_proxy() {
     let (st, body) = get(&c, &format!("{}/v1/updates/{fake}", proxy2.url()), None).await;
     assert_eq!(st, 502, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("SHA-256"));
-    assert_eq!(std::fs::read_dir(&cache2).unwrap().count(), 0, "nothing kept");
+    assert_eq!(
+        std::fs::read_dir(&cache2).unwrap().count(),
+        0,
+        "nothing kept"
+    );
     // Without the option the route says so.
-    let (st, _) = get(&c, &format!("{}/v1/updates/manifest.json", liar.url()), None).await;
+    let (st, _) = get(
+        &c,
+        &format!("{}/v1/updates/manifest.json", liar.url()),
+        None,
+    )
+    .await;
     assert_eq!(st, 404);
     proxy2.stop().await;
     liar.stop().await;
@@ -416,7 +437,11 @@ async fn tls_serves_the_same_answers() {
         .resolve("localhost", server.addr)
         .build()
         .unwrap();
-    assert!(untrusting.get(format!("{url}/healthz")).send().await.is_err());
+    assert!(untrusting
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .is_err());
     let r = c.get(format!("{url}/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     server.stop().await;
