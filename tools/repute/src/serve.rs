@@ -18,8 +18,9 @@ use crate::Outcome;
 /// default (loopback only: pass `--listen 0.0.0.0:13111` to serve the network).
 ///
 /// SIGHUP re-reads the snapshot, keys and policy files; SIGTERM or Ctrl-C stop accepting
-/// connections and let in-flight requests finish. The keys file is also re-read when it
-/// changes.
+/// connections and let in-flight requests finish. The keys file is re-read when it changes,
+/// and the snapshot when `repute update` installs a new one in the state directory (or a
+/// new file is renamed over the snapshot file).
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -71,6 +72,22 @@ pub struct ServeArgs {
     /// reporters on one day (besides the publisher's list in the database).
     #[arg(long, value_name = "K", requires = "samples_dir")]
     wanted_min_reporters: Option<u32>,
+    /// Relay closed days' statistics aggregates to this service's `POST /v1/statistics`
+    /// (needs `--stats-db`); agents' addresses and tokens stay here.
+    #[arg(long, value_name = "URL", requires = "stats_db")]
+    stats_upstream: Option<String>,
+    /// Mirror an update channel at /v1/updates/: a directory (what `repute publish --dir`
+    /// writes) or an http(s):// channel, fetched on demand into --updates-cache.
+    #[arg(long, value_name = "DIR|URL")]
+    updates: Option<String>,
+    /// Where a mirrored http(s):// channel's files are kept.
+    #[arg(long, value_name = "DIR")]
+    updates_cache: Option<PathBuf>,
+    /// How often to check the snapshot file or state directory for a new snapshot, in
+    /// milliseconds (0: only on SIGHUP; default 1000 or the config file's
+    /// `watch_interval_ms`).
+    #[arg(long, value_name = "MS")]
+    watch_interval_ms: Option<u64>,
 }
 
 pub fn run(args: ServeArgs) -> Result<Outcome> {
@@ -91,6 +108,12 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
     config.policy = args.policy.or(config.policy);
     config.tls_cert = args.tls_cert.or(config.tls_cert);
     config.tls_key = args.tls_key.or(config.tls_key);
+    config.statistics_upstream = args.stats_upstream.or(config.statistics_upstream);
+    config.updates = args.updates.or(config.updates);
+    config.updates_cache = args.updates_cache.or(config.updates_cache);
+    if let Some(ms) = args.watch_interval_ms {
+        config.watch_interval_ms = ms;
+    }
     config.validate()?;
     if let Some(db) = &args.stats_db {
         let store = repute_stats::StatsStore::open(db)
@@ -112,8 +135,8 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
         });
     }
     anyhow::ensure!(
-        config.snapshot.is_some() || !config.upstream.is_empty(),
-        "nothing to serve: give a snapshot, an --upstream, or both"
+        config.snapshot.is_some() || !config.upstream.is_empty() || config.updates.is_some(),
+        "nothing to serve: give a snapshot, an --upstream, or both (or --updates to mirror a channel)"
     );
 
     let _ = tracing_subscriber::fmt()
@@ -153,7 +176,10 @@ async fn serve(config: Config) -> Result<()> {
     eprintln!("repute serve: listening on {scheme}://{local}");
     tracing::info!(mode = %service.status()["mode"], "serving");
 
-    // SIGHUP reloads; the keys file is also watched.
+    // A new snapshot in the state directory (or a renamed-in file) is picked up by the
+    // watch; SIGHUP reloads everything at once; the keys file is also watched.
+    let _watch = service.spawn_watch();
+    let _relay = repute_service::statistics::spawn_relay(&service);
     {
         let service = service.clone();
         tokio::spawn(async move {

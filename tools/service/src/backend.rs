@@ -7,7 +7,7 @@
 //! cached and serialized).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use repute::{Digest, Engine, Metadata, Query, Record, Snapshot, Verdict, View};
@@ -146,6 +146,30 @@ impl Loaded {
 pub struct Backend {
     engine: Option<Engine>,
     path: Option<PathBuf>,
+    /// What the snapshot file looked like when last loaded (the watch compares it).
+    seen: Mutex<Option<FileStamp>>,
+}
+
+/// A file's identity as far as the watch cares: a rename puts a new inode in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
 }
 
 impl Backend {
@@ -164,6 +188,7 @@ impl Backend {
         Ok(Backend {
             engine: Some(Engine::from_snapshot(snapshot).context("invalid snapshot")?),
             path: None,
+            seen: Mutex::new(None),
         })
     }
 
@@ -174,6 +199,7 @@ impl Backend {
     ///
     /// When it cannot be opened or does not verify.
     pub fn open(path: &Path) -> Result<Backend> {
+        let stamp = FileStamp::of(path);
         #[allow(unsafe_code)]
         // SAFETY: snapshots and deltas are published by writing a temporary file and
         // renaming it, never modified in place (the builder and the state directory's
@@ -189,6 +215,7 @@ impl Backend {
         Ok(Backend {
             engine: Some(engine),
             path: Some(path.to_path_buf()),
+            seen: Mutex::new(stamp),
         })
     }
 
@@ -215,11 +242,37 @@ impl Backend {
                 format!("cannot reload {}; keeping the old view", path.display())
             });
         }
+        let stamp = FileStamp::of(path);
         #[allow(unsafe_code)]
         // SAFETY: as in `Backend::open`.
         unsafe { engine.swap_files(path, &[]) }
             .with_context(|| format!("cannot reload {}; keeping the old one", path.display()))?;
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = stamp;
+        }
         Ok(true)
+    }
+
+    /// The watch's check: swaps in a new snapshot when the state directory installed one
+    /// (`current.json` changed) or the snapshot file was replaced; otherwise does nothing.
+    /// Returns whether it swapped.
+    ///
+    /// # Errors
+    ///
+    /// When the new files do not verify; the old view stays in service, and the same
+    /// files are tried again at the next check.
+    pub fn reload_if_changed(&self) -> Result<bool> {
+        let (Some(_), Some(path)) = (&self.engine, &self.path) else {
+            return Ok(false);
+        };
+        if !path.is_dir() {
+            let now = FileStamp::of(path);
+            let same = self.seen.lock().map_or(true, |seen| *seen == now);
+            if same || now.is_none() {
+                return Ok(false);
+            }
+        }
+        self.reload()
     }
 
     /// The engine's status (sequence, layers, staleness, policy, last update).

@@ -61,7 +61,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most hashes or queries in one bulk request.
     pub max_bulk: usize,
-    /// Most open client connections; more wait in the listen backlog.
+    /// Most open client connections; a connection over the cap is answered 503 and closed.
     pub max_connections: usize,
     /// A client must send its request headers within this time (slowloris).
     pub header_read_timeout_ms: u64,
@@ -69,6 +69,22 @@ pub struct Config {
     pub request_timeout_ms: u64,
     /// Cache lifetime clients are told for range answers.
     pub range_ttl_seconds: u64,
+    /// How often the snapshot file or state directory is checked for a new snapshot (a
+    /// `repute update` or a rename); 0 turns the watch off (SIGHUP still reloads).
+    pub watch_interval_ms: u64,
+    /// An update channel (what `repute publish --dir` writes) to mirror at `/v1/updates/`:
+    /// a directory served as it is, or an `http(s)://` channel fetched on demand.
+    pub updates: Option<String>,
+    /// Where a mirrored `http(s)://` channel's content-addressed files are kept; needed
+    /// with an `http(s)://` `updates`.
+    pub updates_cache: Option<PathBuf>,
+    /// How long a mirrored channel's manifest is reused before it is fetched again.
+    pub updates_manifest_ttl_seconds: u64,
+    /// Where closed days' statistics aggregates are relayed (`POST /v1/statistics` of
+    /// another repute service); none: they stay here.
+    pub statistics_upstream: Option<String>,
+    /// How often closed days are relayed.
+    pub statistics_relay_interval_seconds: u64,
 }
 
 impl Default for Config {
@@ -93,10 +109,16 @@ impl Default for Config {
             upstream_batch: 1_000,
             max_body_bytes: 4 << 20,
             max_bulk: 10_000,
-            max_connections: 4_096,
+            max_connections: 10_000,
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             range_ttl_seconds: 3_600,
+            watch_interval_ms: 1_000,
+            updates: None,
+            updates_cache: None,
+            updates_manifest_ttl_seconds: 60,
+            statistics_upstream: None,
+            statistics_relay_interval_seconds: 600,
         }
     }
 }
@@ -141,6 +163,14 @@ impl Config {
             self.tls_cert.is_some() == self.tls_key.is_some(),
             "tls_cert and tls_key go together"
         );
+        if let Some(u) = &self.updates {
+            if u.starts_with("http://") || u.starts_with("https://") {
+                anyhow::ensure!(
+                    self.updates_cache.is_some(),
+                    "updates = {u:?} is a URL: set updates_cache to a directory for its files"
+                );
+            }
+        }
         for u in &self.upstream {
             crate::proxy::UpstreamUrl::parse(u)?;
         }

@@ -19,6 +19,7 @@ pub mod routes;
 pub mod safebrowsing;
 pub mod server;
 pub mod statistics;
+pub mod updates;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -79,6 +80,8 @@ pub struct Service {
     pub keys: Option<KeyStore>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The update-channel mirror at `/v1/updates/`, when configured.
+    pub updates: Option<updates::Mirror>,
     /// A policy file's policy, which overrides the snapshot's.
     policy_override: ArcSwapOption<Policy>,
     started: Instant,
@@ -136,12 +139,24 @@ impl Service {
             .as_deref()
             .map(policy::from_file)
             .transpose()?;
+        let updates = config
+            .updates
+            .as_deref()
+            .map(|u| {
+                updates::Mirror::new(
+                    u,
+                    config.updates_cache.as_deref(),
+                    std::time::Duration::from_secs(config.updates_manifest_ttl_seconds),
+                )
+            })
+            .transpose()?;
         let service = Service {
             config,
             backend,
             proxy,
             keys,
             metrics,
+            updates,
             policy_override: ArcSwapOption::from(policy.map(Arc::new)),
             started: Instant::now(),
         };
@@ -200,6 +215,59 @@ impl Service {
             self.apply_policy();
         }
         Ok(())
+    }
+
+    /// Swaps in a new snapshot when the state directory or snapshot file changed (the
+    /// watch's check); returns whether it did.
+    ///
+    /// # Errors
+    ///
+    /// When the new files do not verify; what was in service stays.
+    pub fn reload_if_changed(&self) -> Result<bool> {
+        let swapped = self.backend.reload_if_changed()?;
+        if swapped {
+            self.apply_policy();
+        }
+        Ok(swapped)
+    }
+
+    /// Starts the watch (every `watch_interval_ms`, when a snapshot or state directory is
+    /// served): a snapshot that `repute update` installs, or a renamed-in snapshot file, is
+    /// swapped in without a restart. Requests in flight finish on the view they started
+    /// with. Must run inside a Tokio runtime; `None` when there is nothing to watch.
+    pub fn spawn_watch(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        if self.config.watch_interval_ms == 0 || self.backend.path().is_none() {
+            return None;
+        }
+        let service = self.clone();
+        let every = std::time::Duration::from_millis(self.config.watch_interval_ms);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_error = String::new();
+            loop {
+                tick.tick().await;
+                let s = service.clone();
+                // Opening and verifying a new snapshot reads it whole: off the reactor.
+                let result = tokio::task::spawn_blocking(move || s.reload_if_changed()).await;
+                match result {
+                    Ok(Ok(true)) => {
+                        last_error.clear();
+                        let sequence = service.backend.load().map(|l| l.metadata().sequence);
+                        tracing::info!(?sequence, "new snapshot in service");
+                    }
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => {
+                        let message = format!("{e:#}");
+                        if message != last_error {
+                            tracing::error!(error = %message, "new snapshot refused; still serving the old one");
+                            last_error = message;
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+        }))
     }
 
     /// Resolves one digest: the hot path of `/lookup/{kind}/{hex}`.
@@ -380,6 +448,20 @@ impl Service {
             },
             "upstream_requests": m.upstream_requests.load(Relaxed),
             "upstream_errors": m.upstream_errors.load(Relaxed),
+            "connections": {
+                "open": m.open_connections.load(Relaxed),
+                "accepted": m.connections.load(Relaxed),
+                "rejected": m.rejected_connections.load(Relaxed),
+                "max": self.config.max_connections,
+            },
+            "updates_mirror": self.config.updates.as_ref().map(|_| {
+                self.updates.as_ref().map_or("off", updates::Mirror::kind)
+            }),
+            "statistics": {
+                "intake": statistics::installed(),
+                "samples": statistics::collects_samples(),
+                "relay": self.config.statistics_upstream.is_some() && statistics::installed(),
+            },
             "api_keys": self.keys.as_ref().map(|k| k.len()),
         })
     }

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub connections: AtomicU64,
     /// Client connections open now.
     pub open_connections: AtomicU64,
+    /// Client connections refused (503) because `max_connections` were open.
+    pub rejected_connections: AtomicU64,
 }
 
 impl Metrics {
@@ -176,6 +178,13 @@ impl Metrics {
             "Client connections accepted.",
             "",
             self.connections.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "repute_rejected_connections_total",
+            "Client connections answered 503 because max_connections were open.",
+            "",
+            self.rejected_connections.load(Relaxed),
         );
         let mut gauges: Vec<(&str, &str, f64)> = vec![(
             "repute_open_connections",

@@ -130,6 +130,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/range/{kind}/{prefix}", get(crate::safebrowsing::range))
         .route("/v4/threatMatches:find", post(crate::safebrowsing::find))
         .route("/v4/threatLists", get(crate::safebrowsing::threat_lists))
+        .route("/v1/updates/", get(crate::updates::index))
+        .route("/v1/updates/{name}", get(crate::updates::file))
         .merge(crate::statistics::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -455,6 +457,17 @@ async fn lookup_hash(service: Arc<Service>, kind: DigestKind, hex: String) -> Re
             if r.restricted {
                 body.insert("repute:restricted".into(), json!(true));
             }
+            if kind == DigestKind::Sha256 && r.error.is_none() {
+                let hex = digest.to_hex();
+                if crate::statistics::wanted_flags_blocking(vec![hex])
+                    .await
+                    .first()
+                    .copied()
+                    .unwrap_or(false)
+                {
+                    body.insert("repute:wanted".into(), json!(true));
+                }
+            }
             json_response(StatusCode::NOT_FOUND, &body)
         }
     }
@@ -584,6 +597,8 @@ struct NativeResult<'a> {
     upstream: Option<&'static str>,
     #[serde(rename = "repute:restricted", skip_serializing_if = "Option::is_none")]
     restricted: Option<bool>,
+    #[serde(rename = "repute:wanted", skip_serializing_if = "Option::is_none")]
+    wanted: Option<bool>,
 }
 
 fn native<'a>(text: &'a str, kind: &'static str, r: &'a Resolution) -> NativeResult<'a> {
@@ -607,6 +622,7 @@ fn native<'a>(text: &'a str, kind: &'static str, r: &'a Resolution) -> NativeRes
         repute_source: r.error.is_none().then_some(r.source.as_str()),
         upstream: r.unavailable.then_some("unavailable"),
         restricted: r.restricted.then_some(true),
+        wanted: None,
     }
 }
 
@@ -626,6 +642,45 @@ fn invalid<'a>(text: &'a str, reason: String) -> NativeResult<'a> {
         repute_source: None,
         upstream: None,
         restricted: None,
+        wanted: None,
+    }
+}
+
+/// The lowercase hex of an unknown SHA-256 answer: a candidate for `"repute:wanted"`.
+fn unknown_sha256(query: &Query, r: &Resolution) -> Option<String> {
+    match query {
+        Query::Digest(d)
+            if d.kind() == DigestKind::Sha256 && r.found.is_none() && r.error.is_none() =>
+        {
+            Some(d.to_hex())
+        }
+        _ => None,
+    }
+}
+
+/// Marks the native results whose unknown SHA-256 the service wants a sample of.
+async fn mark_wanted(
+    results: &mut [NativeResult<'_>],
+    answers: &[Result<(Query, Resolution), String>],
+) {
+    if !crate::statistics::collects_samples() {
+        return;
+    }
+    let (at, digests): (Vec<usize>, Vec<String>) = answers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            let (q, r) = a.as_ref().ok()?;
+            unknown_sha256(q, r).map(|h| (i, h))
+        })
+        .unzip();
+    for (i, wanted) in at
+        .into_iter()
+        .zip(crate::statistics::wanted_flags_blocking(digests).await)
+    {
+        if wanted {
+            results[i].wanted = Some(true);
+        }
     }
 }
 
@@ -671,7 +726,7 @@ async fn native_bulk(
         ));
     };
     let answers = resolve_texts(&service, &texts).await;
-    let results: Vec<NativeResult<'_>> = texts
+    let mut results: Vec<NativeResult<'_>> = texts
         .iter()
         .zip(&answers)
         .map(|(t, a)| match a {
@@ -679,6 +734,7 @@ async fn native_bulk(
             Err(e) => invalid(t, e.clone()),
         })
         .collect();
+    mark_wanted(&mut results, &answers).await;
     let (_, description) = service.cloud();
     Ok(with_cloud(
         &service,
@@ -702,9 +758,14 @@ async fn native_one(
         .ok_or_else(|| ApiError::bad_request("expected ?q=QUERY (a digest, URL or domain)"))?;
     let texts = [q];
     let answers = resolve_texts(&service, &texts).await;
-    let result = match answers.first() {
-        Some(Ok((query, r))) => serde_json::to_value(native(&texts[0], query.kind().as_str(), r)),
-        Some(Err(e)) => serde_json::to_value(invalid(&texts[0], e.clone())),
+    let mut results: Vec<NativeResult<'_>> = match answers.first() {
+        Some(Ok((query, r))) => vec![native(&texts[0], query.kind().as_str(), r)],
+        Some(Err(e)) => vec![invalid(&texts[0], e.clone())],
+        None => Vec::new(),
+    };
+    mark_wanted(&mut results, &answers).await;
+    let result = match results.first() {
+        Some(one) => serde_json::to_value(one),
         None => {
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -2,7 +2,9 @@
 //! graceful shutdown.
 //!
 //! Each accepted connection takes a permit from a semaphore of `max_connections`; when none
-//! is left, the accept loop waits and further clients wait in the kernel's listen backlog.
+//! is left, the connection is answered `503 Service Unavailable` (a JSON body, `Retry-After`,
+//! `Connection: close`; over TLS it is simply closed) and dropped, so a flood of idle
+//! connections costs a bounded number of sockets and never blocks the accept loop.
 //! A client must send its request headers within `header_read_timeout_ms` (also while a
 //! kept-alive connection sits idle), and a TLS handshake must finish within the same time.
 //! On shutdown the listener closes, in-flight requests finish, then connections close.
@@ -49,6 +51,50 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// At most this many over-the-cap connections are being answered 503 at once.
+const REJECTING: usize = 256;
+
+/// The whole answer to a connection over `max_connections`.
+fn over_capacity() -> Vec<u8> {
+    let message = "too many open connections (max_connections); retry shortly";
+    let body = serde_json::json!({
+        "message": message,
+        "error": {"code": 503, "message": message, "status": "UNAVAILABLE"},
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Answers 503 on a connection over the cap, without reading its request, then closes it.
+async fn reject(
+    mut stream: tokio::net::TcpStream,
+    timeout: Duration,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(timeout, async {
+        stream.write_all(&over_capacity()).await?;
+        stream.shutdown().await?;
+        // Read what the client sent until it closes (a bounded amount): closing with
+        // unread bytes would reset the connection and could lose the answer.
+        let mut sink = [0u8; 4096];
+        let mut left = 64usize << 10;
+        while left > 0 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        std::io::Result::Ok(())
+    })
+    .await;
+}
+
 /// Serves `service` on `listener` until `shutdown` resolves, then drains in-flight requests
 /// (for at most `drain`).
 ///
@@ -75,11 +121,9 @@ pub async fn serve(
     let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
+    // Connections over the cap being told so; more than this many at once are just closed.
+    let rejecting = Arc::new(Semaphore::new(REJECTING));
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            () = &mut shutdown => break,
-        };
         let (stream, _peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => s,
@@ -91,6 +135,19 @@ pub async fn serve(
                 }
             },
             () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            service.metrics.rejected_connections.fetch_add(1, Relaxed);
+            if tls.is_none() {
+                if let Ok(slot) = rejecting.clone().try_acquire_owned() {
+                    tokio::spawn(reject(
+                        stream,
+                        header_timeout.min(Duration::from_secs(2)),
+                        slot,
+                    ));
+                }
+            }
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let metrics = service.metrics.clone();

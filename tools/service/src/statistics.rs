@@ -41,16 +41,54 @@ pub fn install(intake: StatisticsIntake) -> bool {
     INTAKE.set(Arc::new(intake)).is_ok()
 }
 
-/// Whether the service wants a sample of this SHA-256 (for `"repute:wanted"`).
+/// Whether this process accepts statistics.
+pub fn installed() -> bool {
+    INTAKE.get().is_some()
+}
+
+/// Whether this process takes samples (only then is any answer marked wanted).
+pub fn collects_samples() -> bool {
+    INTAKE.get().is_some_and(|i| i.samples.is_some())
+}
+
+/// Whether the service wants a sample of this SHA-256 (lowercase hex), for
+/// `"repute:wanted"`.
 pub fn is_wanted(sha256: &str) -> bool {
-    INTAKE.get().is_some_and(|i| {
-        i.samples.is_some()
-            && i.store
-                .lock()
-                .ok()
-                .and_then(|s| s.is_wanted(sha256, i.wanted_min_reporters).ok())
+    wanted_flags(&[sha256]).first().copied().unwrap_or(false)
+}
+
+/// For each SHA-256 (lowercase hex), whether the service wants a sample: one lock of the
+/// store for all of them. Always false when samples are not collected.
+pub fn wanted_flags(sha256: &[&str]) -> Vec<bool> {
+    let Some(intake) = INTAKE.get().filter(|i| i.samples.is_some()) else {
+        return vec![false; sha256.len()];
+    };
+    let Ok(store) = intake.store.lock() else {
+        return vec![false; sha256.len()];
+    };
+    sha256
+        .iter()
+        .map(|d| {
+            store
+                .is_wanted(d, intake.wanted_min_reporters)
                 .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// [`wanted_flags`] off the reactor (SQLite reads), for the unknown SHA-256 answers of a
+/// bulk request.
+pub async fn wanted_flags_blocking(sha256: Vec<String>) -> Vec<bool> {
+    if sha256.is_empty() || !collects_samples() {
+        return vec![false; sha256.len()];
+    }
+    let n = sha256.len();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = sha256.iter().map(String::as_str).collect();
+        wanted_flags(&refs)
     })
+    .await
+    .unwrap_or_else(|_| vec![false; n])
 }
 
 /// The two routes, to merge into the service's router.
@@ -143,4 +181,126 @@ async fn sample(Path(sha256): Path<String>, body: Bytes) -> Response {
         Ok(Err((status, message))) => error(status, message),
         Err(_) => error(500, "sample intake failed".into()),
     }
+}
+
+/// Items per relayed batch (well under the intake's item and body caps).
+pub const RELAY_BATCH_ITEMS: usize = 5_000;
+
+/// What one relay round did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Relayed {
+    /// Closed days forwarded completely (and marked relayed).
+    pub days: usize,
+    /// Batches the upstream acknowledged.
+    pub batches: usize,
+    /// Aggregate items in them.
+    pub items: usize,
+}
+
+/// Forwards every closed day's aggregates (days before yesterday, as of `today`) to
+/// `url`, another service's `POST /v1/statistics`, and marks a day relayed once the
+/// upstream acknowledged all its batches. Only aggregates travel: no address, token or
+/// report of an agent. A batch the upstream already counted is recognised there by its
+/// identifier, so a round cut short is simply repeated.
+///
+/// # Errors
+///
+/// When the store fails or the upstream does not acknowledge a batch; days already
+/// acknowledged stay marked.
+pub async fn relay_once(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&str>,
+    today: Day,
+) -> anyhow::Result<Relayed> {
+    let Some(intake) = INTAKE.get().cloned() else {
+        return Ok(Relayed::default());
+    };
+    let store = intake.clone();
+    let pending = tokio::task::spawn_blocking(move || {
+        store
+            .store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("statistics store unavailable"))?
+            .pending_relay(today, RELAY_BATCH_ITEMS)
+            .map_err(anyhow::Error::from)
+    })
+    .await??;
+    let mut done = Relayed::default();
+    for (day, batches) in pending {
+        for batch in &batches {
+            let body = serde_json::to_vec(batch)?;
+            let mut request = client
+                .post(url)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body);
+            if let Some(k) = key {
+                request = request.bearer_auth(k);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot relay statistics to {url}: {e}"))?;
+            let status = response.status();
+            if !status.is_success() {
+                let text = response.text().await.unwrap_or_default();
+                anyhow::bail!(
+                    "{url} refused the aggregates of {day}: HTTP {} {:.200}",
+                    status.as_u16(),
+                    text
+                );
+            }
+            done.batches += 1;
+            done.items += batch.items.len();
+        }
+        let store = intake.clone();
+        tokio::task::spawn_blocking(move || {
+            store
+                .store
+                .lock()
+                .map_err(|_| anyhow::anyhow!("statistics store unavailable"))?
+                .mark_relayed(day)
+                .map_err(anyhow::Error::from)
+        })
+        .await??;
+        done.days += 1;
+    }
+    Ok(done)
+}
+
+/// Starts relaying closed days to `config.statistics_upstream` every
+/// `statistics_relay_interval_seconds` (also right away). `None` when there is no relay
+/// upstream or no intake. Must run inside a Tokio runtime.
+pub fn spawn_relay(service: &Arc<Service>) -> Option<tokio::task::JoinHandle<()>> {
+    let url = service.config.statistics_upstream.clone()?;
+    INTAKE.get()?;
+    crate::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .user_agent(concat!("repute-service/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .ok()?;
+    let key = service.config.upstream_key.clone();
+    let every =
+        std::time::Duration::from_secs(service.config.statistics_relay_interval_seconds.max(1));
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match relay_once(&client, &url, key.as_deref(), today()).await {
+                Ok(r) if r.days > 0 => {
+                    tracing::info!(
+                        days = r.days,
+                        items = r.items,
+                        "statistics relayed upstream"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "statistics relay failed; retrying later")
+                }
+            }
+        }
+    }))
 }

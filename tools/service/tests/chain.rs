@@ -462,7 +462,6 @@ async fn slow_clients_are_cut_off_and_connections_are_bounded() {
     let service = Service::new(
         Config {
             header_read_timeout_ms: 200,
-            max_connections: 4,
             ..Config::default()
         },
         Backend::from_bytes(data()).unwrap(),
@@ -475,26 +474,88 @@ async fn slow_clients_are_cut_off_and_connections_are_bounded() {
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(20), slow.read_to_end(&mut buf)).await;
     assert!(read.is_ok(), "the slow connection was not closed");
-    // Idle connections beyond the cap wait; once they are cut off, clients get served.
-    let mut idle = Vec::new();
-    for _ in 0..16 {
-        idle.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
-    }
-    let r = client()
-        .get(format!("{}/healthz", server.url()))
-        .send()
+    // A silent connection is closed after the header timeout too.
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(20), silent.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the silent connection was not closed");
+    server.stop().await;
+}
+
+/// Reads one whole HTTP response from a fresh connection (the server closes it).
+async fn raw_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
+        .await
+        .expect("the server answered")
+        .unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_get_503_and_the_service_recovers() {
+    let service = Service::new(
+        Config {
+            // Long enough that the idle connections below hold their permits.
+            header_read_timeout_ms: 60_000,
+            max_connections: 4,
+            ..Config::default()
+        },
+        Backend::from_bytes(data()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(Config::default().max_connections, 10_000);
+    let server = start(service, "127.0.0.1:0".parse().unwrap()).await;
+    // Four idle clients take every permit (each sends a byte, so it is past accept).
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(b"G").await.unwrap();
+        idle.push(s);
+    }
+    while server
+        .service
+        .metrics
+        .open_connections
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 4
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // More clients are told 503 with a JSON body, and the service does not hang.
+    for _ in 0..8 {
+        let answer = raw_get(server.addr, "/healthz").await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["error"]["code"], 503);
+        assert!(body["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_connections"));
+    }
+    assert_eq!(
         server
             .service
             .metrics
-            .open_connections
-            .load(std::sync::atomic::Ordering::Relaxed)
-            <= 4
+            .rejected_connections
+            .load(std::sync::atomic::Ordering::Relaxed),
+        8
     );
+    // The idle clients leave; their permits come back and clients are served again.
     drop(idle);
+    let mut answer = String::new();
+    for _ in 0..400 {
+        answer = raw_get(server.addr, "/healthz").await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("{\"status\":\"ok\"}"));
     server.stop().await;
 }
 
