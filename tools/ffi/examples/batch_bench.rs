@@ -6,6 +6,9 @@
 //! all queries `ROUNDS` times, printing the median rate and the spread. `tools/ffi/bench/batch.c`
 //! times `repute_snapshot_lookup_batch` over the same two files.
 
+// Mapping the snapshot (as the C side does) is `unsafe`: see the SAFETY note below.
+#![allow(unsafe_code)]
+
 use std::time::Instant;
 
 use repute::{Digest, FeedInfo, RecordId, RecordSpec, Snapshot, SnapshotBuilder, Verdict};
@@ -67,7 +70,11 @@ fn main() {
     }
     let hits = out.iter().filter(|id| id.is_some()).count();
     report("rust Snapshot::lookup_digests", &mut rates, hits);
-    report("rust from raw bytes + lookup_digests", &mut rates_with_parse, hits);
+    report(
+        "rust from raw bytes + lookup_digests",
+        &mut rates_with_parse,
+        hits,
+    );
 }
 
 fn report(what: &str, rates: &mut [f64], hits: usize) {

@@ -16,8 +16,8 @@ use repute::{Digest, Engine, Found, Query, Record, RecordId, View};
 use crate::registry::{Object, Registry};
 use crate::{
     boundary, copy_out, in_bytes, in_str, kind_code, out_ref, prefix, repute_kind, repute_record,
-    repute_result, Failure, CHUNK, REPUTE_FIELD_CATEGORY, REPUTE_FIELD_NAME,
-    REPUTE_FIELD_SOURCE, REPUTE_NO_RECORD,
+    repute_result, Failure, CHUNK, REPUTE_FIELD_CATEGORY, REPUTE_FIELD_NAME, REPUTE_FIELD_SOURCE,
+    REPUTE_NO_RECORD,
 };
 
 /// An engine handle (or a pinned view of one): an opaque non-zero integer from
@@ -136,11 +136,20 @@ fn layer_of(view: &View, record: &Record<'_>) -> u32 {
         .iter()
         .enumerate()
         .rev()
-        .find(|(_, layer)| layer.snapshot().record(record.id()).is_some_and(|r| same(&r)))
+        .find(|(_, layer)| {
+            layer
+                .snapshot()
+                .record(record.id())
+                .is_some_and(|r| same(&r))
+        })
         .map_or(0, |(i, _)| i as u32)
 }
 
-fn fill(view: &View, record: Option<&Record<'_>>, kind: repute_kind) -> Result<repute_record, Failure> {
+fn fill(
+    view: &View,
+    record: Option<&Record<'_>>,
+    kind: repute_kind,
+) -> Result<repute_record, Failure> {
     let mut out = repute_record::from_record(record, kind);
     if let Some(r) = record {
         let found = Found {
@@ -194,8 +203,8 @@ pub unsafe extern "C" fn repute_engine_open(
         }
         // SAFETY: the documented contract of this call and `repute_snapshot_open`: snapshot
         // and delta files are published by rename, never truncated or rewritten in place.
-        let engine = unsafe { Engine::open(Path::new(base), &paths) }
-            .map_err(|e| prefix(e.into(), base))?;
+        let engine =
+            unsafe { Engine::open(Path::new(base), &paths) }.map_err(|e| prefix(e.into(), base))?;
         *out = Registry::global().insert(Object::Engine(engine))?;
         Ok(())
     })
@@ -222,8 +231,8 @@ pub unsafe extern "C" fn repute_engine_open_state_dir(
         let dir = unsafe { in_str(dir, "dir") }?;
         // SAFETY: a state directory's files are written only by rename (its writers,
         // `repute update` and `StateDir`, do nothing else), as the call's contract says.
-        let engine = unsafe { Engine::open_state_dir(Path::new(dir)) }
-            .map_err(|e| prefix(e.into(), dir))?;
+        let engine =
+            unsafe { Engine::open_state_dir(Path::new(dir)) }.map_err(|e| prefix(e.into(), dir))?;
         *out = Registry::global().insert(Object::Engine(engine))?;
         Ok(())
     })

@@ -34,6 +34,9 @@ impl AsRef<[u8]> for Storage {
 }
 
 /// What a handle refers to.
+// One per open handle, inside the slot's `Arc`: the size difference costs nothing, while
+// boxing the snapshot would add a pointer chase to every lookup.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Object {
     /// An open snapshot.

@@ -270,7 +270,9 @@ fn engine_expectations(engine: &repute::Engine, queries: &[String]) -> String {
     let view = engine.load();
     let mut out = String::new();
     for q in queries {
-        let hit = view.lookup(&Query::parse(q).expect("query")).expect("lookup");
+        let hit = view
+            .lookup(&Query::parse(q).expect("query"))
+            .expect("lookup");
         let field = |s: Option<&str>| s.unwrap_or("-").to_string();
         match hit {
             None => writeln!(out, "{q}\t0\t-\t-"),
@@ -308,6 +310,8 @@ fn compile(program: &str, exe: &Path) {
 }
 
 #[test]
+// Opening the oracle engines maps files, which is `unsafe` (see the SAFETY notes).
+#[allow(unsafe_code)]
 fn c_engine_program_agrees_with_the_rust_engine() {
     use repute::engine::state::{Current, StateDir};
 
@@ -355,16 +359,18 @@ fn c_engine_program_agrees_with_the_rust_engine() {
     // SAFETY: the test's files are written once and never modified.
     let old_engine = unsafe { repute::Engine::open(&old_path, &[]) }.expect("open old");
     // SAFETY: as above.
-    let new_engine =
-        unsafe { repute::Engine::open(&old_path, std::slice::from_ref(&delta_path)) }
-            .expect("open old + delta");
+    let new_engine = unsafe { repute::Engine::open(&old_path, std::slice::from_ref(&delta_path)) }
+        .expect("open old + delta");
     // SAFETY: as above.
     let whole = unsafe { repute::Engine::open(&new_path, &[]) }.expect("open new");
     let old_expected = engine_expectations(&old_engine, &queries);
     let new_expected = engine_expectations(&new_engine, &queries);
     assert_eq!(new_expected, engine_expectations(&whole, &queries));
     assert_ne!(old_expected, new_expected, "the delta changes answers");
-    let listed = new_expected.lines().filter(|l| !l.contains("\t0\t")).count();
+    let listed = new_expected
+        .lines()
+        .filter(|l| !l.contains("\t0\t"))
+        .count();
     assert!(listed > 150, "the oracle finds listed keys ({listed})");
     let old_tsv = dir.path().join("old.tsv");
     let new_tsv = dir.path().join("new.tsv");
@@ -393,7 +399,10 @@ fn c_engine_program_agrees_with_the_rust_engine() {
     let first = args("10");
     // `run_checked` runs the plain program first; the Valgrind run needs fresh files,
     // which `args` writes when called: call it after the first run.
-    let output = Command::new(&exe).args(&first).output().expect("run engine_test");
+    let output = Command::new(&exe)
+        .args(&first)
+        .output()
+        .expect("run engine_test");
     assert!(
         output.status.success(),
         "engine_test failed:\n{}{}",
