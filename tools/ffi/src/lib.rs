@@ -21,6 +21,7 @@
 // it is sound (clippy's `undocumented_unsafe_blocks` is denied workspace-wide).
 #![allow(unsafe_code)]
 
+mod engine;
 mod registry;
 
 use std::cell::RefCell;
@@ -30,6 +31,7 @@ use std::path::Path;
 
 use repute::{Digest, Error, Query, QueryKind, Record, RecordId, Snapshot, Verdict};
 
+pub use engine::*;
 pub use registry::Storage;
 use registry::{Object, Registry};
 
@@ -67,6 +69,11 @@ pub enum repute_result {
     REPUTE_ERROR_TOO_MANY_HANDLES = 10,
     /// Any other library error (the message says what).
     REPUTE_ERROR_OTHER = 11,
+    /// An engine's update set could not be used: a state directory without a usable
+    /// `current.json`, a delta that does not apply to the layer below it, a layer whose
+    /// signature does not verify, or a failed `repute_engine_reload` (the engine keeps
+    /// serving the view it had).
+    REPUTE_ERROR_UPDATE = 12,
 }
 
 /// What a snapshot says about a key.
@@ -227,6 +234,11 @@ impl From<Error> for Failure {
             | Error::Malformed { .. } => REPUTE_ERROR_FORMAT,
             Error::Checksum { .. } => REPUTE_ERROR_CHECKSUM,
             Error::Query { .. } => REPUTE_ERROR_INVALID_QUERY,
+            Error::State { .. }
+            | Error::Delta(_)
+            | Error::WrongBase { .. }
+            | Error::Signature { .. }
+            | Error::Channel { .. } => REPUTE_ERROR_UPDATE,
             _ => REPUTE_ERROR_OTHER,
         };
         Failure::new(code, e.to_string())
@@ -360,6 +372,13 @@ fn with_snapshot<R>(
     let guard = Registry::global().load(handle)?;
     match &*guard {
         Object::Snapshot(snapshot) => body(snapshot),
+        other => Err(Failure::new(
+            repute_result::REPUTE_ERROR_INVALID_HANDLE,
+            format!(
+                "handle {handle:#x} is {}, not a snapshot: use the repute_engine_* calls",
+                other.describe()
+            ),
+        )),
     }
 }
 
@@ -427,6 +446,7 @@ pub extern "C" fn repute_result_name(code: i32) -> *const c_char {
         9 => "REPUTE_ERROR_PANIC\0",
         10 => "REPUTE_ERROR_TOO_MANY_HANDLES\0",
         11 => "REPUTE_ERROR_OTHER\0",
+        12 => "REPUTE_ERROR_UPDATE\0",
         _ => "unknown result code\0",
     };
     name.as_ptr().cast()
@@ -501,13 +521,18 @@ fn open_snapshot(path: &Path, read: bool) -> Result<Snapshot<Storage>, Failure> 
     Ok(Snapshot::open(storage)?)
 }
 
-/// Closes a handle. Calls already running on it on other threads finish first (the snapshot
-/// is unmapped when the last one returns); any later use of the handle, including a second
-/// close, is `REPUTE_ERROR_INVALID_HANDLE`.
+/// Closes a snapshot handle. Calls already running on it on other threads finish first (the
+/// snapshot is unmapped when the last one returns); any later use of the handle, including a
+/// second close, is `REPUTE_ERROR_INVALID_HANDLE`. An engine handle is refused
+/// (`REPUTE_ERROR_INVALID_HANDLE`) and stays open: close it with `repute_engine_close`.
 #[no_mangle]
 pub extern "C" fn repute_snapshot_close(snapshot: repute_snapshot) -> repute_result {
     boundary("repute_snapshot_close", || {
-        Registry::global().remove(snapshot)
+        Registry::global().remove(
+            snapshot,
+            |o| matches!(o, Object::Snapshot(_)),
+            "repute_snapshot_close",
+        )
     })
 }
 

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::{ArcSwapOption, Guard};
-use repute::Snapshot;
+use repute::{Engine, Snapshot, View};
 
 use crate::{repute_result, Failure};
 
@@ -34,10 +34,28 @@ impl AsRef<[u8]> for Storage {
 }
 
 /// What a handle refers to.
+// One per open handle, inside the slot's `Arc`: the size difference costs nothing, while
+// boxing the snapshot would add a pointer chase to every lookup.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Object {
     /// An open snapshot.
     Snapshot(Snapshot<Storage>),
+    /// A live engine (base + deltas, maybe following a state directory).
+    Engine(Engine),
+    /// One view of an engine, pinned: it never changes, whatever the engine swaps in.
+    Pinned(Arc<View>),
+}
+
+impl Object {
+    /// What the object is, for messages ("a snapshot", "an engine").
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Object::Snapshot(_) => "a snapshot handle",
+            Object::Engine(_) => "an engine handle",
+            Object::Pinned(_) => "a pinned engine view",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -162,14 +180,32 @@ impl Registry {
         }
     }
 
-    /// Closes a handle: empties its slot and retires its generation.
-    pub fn remove(&self, handle: u64) -> Result<(), Failure> {
+    /// Closes a handle whose object `accepts` (a snapshot close refuses an engine handle
+    /// and the other way round, leaving it open): empties its slot and retires its
+    /// generation. `closer` names the close function, for the message.
+    pub fn remove(
+        &self,
+        handle: u64,
+        accepts: fn(&Object) -> bool,
+        closer: &str,
+    ) -> Result<(), Failure> {
         let (index, generation) = Self::decode(handle).ok_or_else(|| invalid(handle))?;
         let slot = self.slot(index).ok_or_else(|| invalid(handle))?;
         let old = {
             let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
             match &*slot.entry.load() {
-                Some(entry) if entry.generation == generation => {}
+                Some(entry) if entry.generation == generation => {
+                    if !accepts(&entry.object) {
+                        return Err(Failure::new(
+                            repute_result::REPUTE_ERROR_INVALID_HANDLE,
+                            format!(
+                                "handle {handle:#x} is {}, not closed here; {closer} does not \
+                                 close it (use the close call of its kind)",
+                                entry.object.describe()
+                            ),
+                        ));
+                    }
+                }
                 _ => return Err(invalid(handle)),
             }
             let old = slot.entry.swap(None);

@@ -213,3 +213,237 @@ fn c_program_agrees_with_the_rust_api() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Two snapshot builds over one set of keys: `changed` drops some keys, changes the records
+/// of others and adds new ones (what a delta carries). Returns the bytes and the queries
+/// (every key of either build, and some never listed).
+fn engine_set(changed: bool) -> (Vec<u8>, Vec<String>) {
+    let mut gen = Generator::new(31);
+    let mut builder = SnapshotBuilder::new();
+    builder
+        .created(1_700_000_000 + i64::from(changed))
+        .sequence(1 + u64::from(changed));
+    let malware = builder.add_feed(FeedInfo::new("gen-malware", "hashes", Verdict::Malicious));
+    let urls = builder.add_feed(FeedInfo::new("gen-urls", "urls", Verdict::Malicious));
+    let mut queries = Vec::new();
+    for i in 0..240u32 {
+        let bytes: Vec<u8> = match i % 3 {
+            0 => gen.md5().to_vec(),
+            1 => gen.sha1().to_vec(),
+            _ => gen.sha256().to_vec(),
+        };
+        let name = gen.threat_name();
+        queries.push(to_hex(&bytes));
+        if changed && i % 5 == 0 {
+            continue; // removed by the delta
+        }
+        let spec = if changed && i % 6 == 0 {
+            RecordSpec::new(Verdict::Suspicious).name(format!("changed-{i}"))
+        } else {
+            RecordSpec::new(Verdict::Malicious).name(name)
+        };
+        let digest = Digest::from_bytes(&bytes).expect("digest length");
+        builder.add_digest(malware, digest, spec);
+    }
+    for i in 0..60u32 {
+        let bytes = gen.sha256();
+        queries.push(to_hex(&bytes));
+        if changed && i % 2 == 0 {
+            let spec = RecordSpec::new(Verdict::Malicious).name(format!("added-{i}"));
+            builder.add_digest(malware, Digest::from_bytes(&bytes).expect("sha256"), spec);
+        }
+    }
+    for i in 0..30u32 {
+        let domain = gen.domain();
+        queries.push(format!("https://www.{domain}/p"));
+        if changed && i % 3 == 0 {
+            continue;
+        }
+        let spec = RecordSpec::new(Verdict::Malicious).category("phishing");
+        let _ = builder.add_url_entry(urls, &domain, EntryKind::Domain, spec);
+    }
+    (builder.to_bytes().expect("build"), queries)
+}
+
+/// The Rust engine's answers for `queries`, in engine_test.c's format.
+fn engine_expectations(engine: &repute::Engine, queries: &[String]) -> String {
+    let view = engine.load();
+    let mut out = String::new();
+    for q in queries {
+        let hit = view
+            .lookup(&Query::parse(q).expect("query"))
+            .expect("lookup");
+        let field = |s: Option<&str>| s.unwrap_or("-").to_string();
+        match hit {
+            None => writeln!(out, "{q}\t0\t-\t-"),
+            Some(h) => writeln!(
+                out,
+                "{q}\t{}\t{}\t{}",
+                verdict_code(h.record.verdict()),
+                field(h.record.name()),
+                field(h.record.source())
+            ),
+        }
+        .expect("write to a string");
+    }
+    out
+}
+
+fn compile(program: &str, exe: &Path) {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let libs = library_dir();
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args([
+            "-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread", "-g", "-O1", "-I",
+        ])
+        .arg(crate_dir.join("include"))
+        .arg(crate_dir.join("tests/c").join(program))
+        .arg("-L")
+        .arg(&libs)
+        .arg(format!("-Wl,-rpath,{}", libs.display()))
+        .arg("-lrepute_ffi")
+        .arg("-o")
+        .arg(exe)
+        .status()
+        .expect("run cc (install a C compiler)");
+    assert!(status.success(), "cc failed to compile tests/c/{program}");
+}
+
+#[test]
+// Opening the oracle engines maps files, which is `unsafe` (see the SAFETY notes).
+#[allow(unsafe_code)]
+fn c_engine_program_agrees_with_the_rust_engine() {
+    use repute::engine::state::{Current, StateDir};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (old_bytes, queries) = engine_set(false);
+    let (new_bytes, new_queries) = engine_set(true);
+    assert_eq!(queries, new_queries, "both builds ask the same queries");
+    let old_path = dir.path().join("old.snap");
+    let new_path = dir.path().join("new.snap");
+    std::fs::write(&old_path, &old_bytes).expect("write");
+    std::fs::write(&new_path, &new_bytes).expect("write");
+    let delta_path = dir.path().join("new.delta");
+    repute::delta::diff(
+        &Snapshot::open(&old_bytes[..]).expect("open"),
+        &Snapshot::open(&new_bytes[..]).expect("open"),
+        &delta_path,
+    )
+    .expect("diff");
+
+    let state_path = dir.path().join("state");
+    let state = StateDir::create(&state_path).expect("state dir");
+    let base_name = state.add(&old_bytes).expect("add base");
+    let delta_name = state
+        .add(&std::fs::read(&delta_path).expect("read delta"))
+        .expect("add delta");
+    // The next set, written beside current.json for the C program to rename into place.
+    let next = Current {
+        sequence: 2,
+        base: base_name.clone(),
+        deltas: vec![delta_name],
+    };
+    state.install(&next).expect("install");
+    let next_path = dir.path().join("next-current.json");
+    std::fs::rename(state_path.join("current.json"), &next_path).expect("move aside");
+    state
+        .install(&Current {
+            sequence: 1,
+            base: base_name,
+            deltas: Vec::new(),
+        })
+        .expect("install the base");
+
+    // The oracles: the Rust engine over each set, and the whole new snapshot (a delta
+    // applied must answer as the snapshot it stands for).
+    // SAFETY: the test's files are written once and never modified.
+    let old_engine = unsafe { repute::Engine::open(&old_path, &[]) }.expect("open old");
+    // SAFETY: as above.
+    let new_engine = unsafe { repute::Engine::open(&old_path, std::slice::from_ref(&delta_path)) }
+        .expect("open old + delta");
+    // SAFETY: as above.
+    let whole = unsafe { repute::Engine::open(&new_path, &[]) }.expect("open new");
+    let old_expected = engine_expectations(&old_engine, &queries);
+    let new_expected = engine_expectations(&new_engine, &queries);
+    assert_eq!(new_expected, engine_expectations(&whole, &queries));
+    assert_ne!(old_expected, new_expected, "the delta changes answers");
+    let listed = new_expected
+        .lines()
+        .filter(|l| !l.contains("\t0\t"))
+        .count();
+    assert!(listed > 150, "the oracle finds listed keys ({listed})");
+    let old_tsv = dir.path().join("old.tsv");
+    let new_tsv = dir.path().join("new.tsv");
+    std::fs::write(&old_tsv, old_expected).expect("write");
+    std::fs::write(&new_tsv, new_expected).expect("write");
+
+    let exe = dir.path().join("engine_test");
+    compile("engine_test.c", &exe);
+    // Each run consumes the state directory's current.json: reset it in between.
+    let current_path = state_path.join("current.json");
+    let base_current = std::fs::read(&current_path).expect("read current");
+    let next_current = std::fs::read(&next_path).expect("read next");
+    let args = |rounds: &str| -> Vec<std::ffi::OsString> {
+        std::fs::write(&current_path, &base_current).expect("reset current.json");
+        std::fs::write(&next_path, &next_current).expect("reset next");
+        vec![
+            state_path.clone().into_os_string(),
+            next_path.clone().into_os_string(),
+            old_path.clone().into_os_string(),
+            delta_path.clone().into_os_string(),
+            old_tsv.clone().into_os_string(),
+            new_tsv.clone().into_os_string(),
+            rounds.into(),
+        ]
+    };
+    let first = args("10");
+    // `run_checked` runs the plain program first; the Valgrind run needs fresh files,
+    // which `args` writes when called: call it after the first run.
+    let output = Command::new(&exe)
+        .args(&first)
+        .output()
+        .expect("run engine_test");
+    assert!(
+        output.status.success(),
+        "engine_test failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let again = args("1");
+    run_checked_valgrind_only(&exe, &again);
+}
+
+/// Runs `exe` under Valgrind when it is installed (required when REPUTE_FFI_VALGRIND says).
+fn run_checked_valgrind_only(exe: &Path, args: &[std::ffi::OsString]) {
+    let valgrind_available = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !valgrind_available {
+        assert!(
+            std::env::var("REPUTE_FFI_VALGRIND").as_deref() != Ok("required"),
+            "REPUTE_FFI_VALGRIND=required but valgrind is not installed"
+        );
+        eprintln!("valgrind not installed: skipping the memory check");
+        return;
+    }
+    let output = Command::new("valgrind")
+        .args([
+            "--quiet",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+        ])
+        .arg(exe)
+        .args(args)
+        .output()
+        .expect("run valgrind");
+    assert!(
+        output.status.success(),
+        "{} under valgrind failed ({}):\n{}{}",
+        exe.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

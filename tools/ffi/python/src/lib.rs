@@ -7,6 +7,8 @@
 //! `repute::Error` variant, all subclasses of `ReputeError`.
 #![allow(unsafe_code)]
 
+mod engine;
+
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
@@ -82,6 +84,36 @@ create_exception!(
     ReputeError,
     "Building a snapshot failed."
 );
+create_exception!(
+    repute,
+    WrongBaseError,
+    ReputeError,
+    "A delta does not apply to the snapshot below it."
+);
+create_exception!(
+    repute,
+    DeltaError,
+    ReputeError,
+    "A set of layers is not a valid engine view (a delta as the base, too many deltas)."
+);
+create_exception!(
+    repute,
+    StateError,
+    ReputeError,
+    "An update state directory is unusable (no or a malformed current.json)."
+);
+create_exception!(
+    repute,
+    SignatureError,
+    ReputeError,
+    "A signature is missing or does not verify."
+);
+create_exception!(
+    repute,
+    ChannelError,
+    ReputeError,
+    "An update channel is unusable."
+);
 
 fn to_py(e: Error) -> PyErr {
     let message = e.to_string();
@@ -96,6 +128,11 @@ fn to_py(e: Error) -> PyErr {
         Error::Feed { .. } => FeedError::new_err(message),
         Error::Query { .. } => QueryError::new_err(message),
         Error::Build(_) => BuildError::new_err(message),
+        Error::WrongBase { .. } => WrongBaseError::new_err(message),
+        Error::Delta(_) => DeltaError::new_err(message),
+        Error::State { .. } => StateError::new_err(message),
+        Error::Signature { .. } => SignatureError::new_err(message),
+        Error::Channel { .. } => ChannelError::new_err(message),
         _ => ReputeError::new_err(message),
     }
 }
@@ -177,6 +214,68 @@ fn digest_kind(name: &str) -> PyResult<DigestKind> {
             "kind {other:?} is not md5, sha1 or sha256"
         ))),
     }
+}
+
+/// The digest a `str` of 32, 40 or 64 hex characters spells, read straight from its code
+/// points into a stack buffer: no UTF-8 copy, no intermediate Python object (under the
+/// stable ABI on Python 3.9 `to_cow` encodes every string into a new `bytes`). `None` for
+/// anything else, which then takes the general path.
+fn hex_digest_of_str(s: &Bound<'_, PyString>) -> Option<Digest> {
+    // SAFETY: `s` is a live `str` (the `Bound` proves both) and the GIL is held.
+    let len = unsafe { pyo3::ffi::PyUnicode_GetLength(s.as_ptr()) };
+    if !matches!(len, 32 | 40 | 64) {
+        return None;
+    }
+    let mut units = [0 as pyo3::ffi::Py_UCS4; 64];
+    // SAFETY: `s` is a live `str` and the GIL is held; `units` has room for 64 code points
+    // and `len <= 64` are copied (`copy_null` 0: no terminator is written).
+    let copied =
+        unsafe { pyo3::ffi::PyUnicode_AsUCS4(s.as_ptr(), units.as_mut_ptr(), 64, 0) };
+    if copied.is_null() {
+        // Cannot happen for a `str` of this length; clear the exception and fall back.
+        let _ = PyErr::take(s.py());
+        return None;
+    }
+    let mut ascii = [0u8; 64];
+    for (byte, &unit) in ascii.iter_mut().zip(&units[..len as usize]) {
+        *byte = u8::try_from(unit).ok().filter(u8::is_ascii_hexdigit)?;
+    }
+    Digest::from_hex(&ascii[..len as usize]).ok()
+}
+
+/// One `lookup_many` item, parsed with the GIL held.
+enum Item {
+    Digest(Digest),
+    /// The text and its parsed query (a URL or a domain).
+    Url(String, Query),
+}
+
+/// Parses item `i` of `lookup_many`: a `str` (hex digest, URL or domain) or a `bytes` raw
+/// digest (16, 20 or 32 bytes).
+fn parse_item(i: usize, item: &Bound<'_, PyAny>) -> PyResult<Item> {
+    if let Ok(string) = item.cast::<PyString>() {
+        if let Some(digest) = hex_digest_of_str(string) {
+            return Ok(Item::Digest(digest));
+        }
+        let text = string.to_cow()?;
+        return match Query::parse(&text) {
+            Ok(Query::Digest(digest)) => Ok(Item::Digest(digest)),
+            Ok(q) => Ok(Item::Url(text.into_owned(), q)),
+            Err(e) => Err(QueryError::new_err(format!("query {i}: {e}"))),
+        };
+    }
+    if let Ok(bytes) = item.cast::<PyBytes>() {
+        let raw = bytes.as_bytes();
+        return Digest::from_bytes(raw).map(Item::Digest).ok_or_else(|| {
+            QueryError::new_err(format!(
+                "query {i}: {} bytes is not a digest length (16 MD5, 20 SHA-1, 32 SHA-256)",
+                raw.len()
+            ))
+        });
+    }
+    Err(PyTypeError::new_err(format!(
+        "query {i} is not a str or bytes"
+    )))
 }
 
 /// One query of `lookup_many`, parsed while the GIL is held.
@@ -294,20 +393,23 @@ impl Snapshot {
                 .transpose(),
             };
         }
-        let text = query
+        let string = query
             .cast::<PyString>()
-            .map_err(|_| PyTypeError::new_err("a query is a str or bytes"))?
-            .to_cow()?;
-        if let Some(kind) = DigestKind::from_hex_len(text.len()) {
-            if let Ok(digest) = Digest::from_hex(text.as_bytes()) {
-                return match self.inner.lookup_digest(&digest) {
-                    None => Ok(None),
-                    Some(r) => {
-                        Some(hit_dict(py, query, kind.as_str(), &r, &digest.to_hex())).transpose()
-                    }
-                };
-            }
+            .map_err(|_| PyTypeError::new_err("a query is a str or bytes"))?;
+        if let Some(digest) = hex_digest_of_str(string) {
+            return match self.inner.lookup_digest(&digest) {
+                None => Ok(None),
+                Some(r) => Some(hit_dict(
+                    py,
+                    query,
+                    digest.kind().as_str(),
+                    &r,
+                    &digest.to_hex(),
+                ))
+                .transpose(),
+            };
         }
+        let text = string.to_cow()?;
         let parsed = Query::parse(&text).map_err(to_py)?;
         let kind = parsed.kind().as_str();
         match self.inner.lookup(&parsed).map_err(to_py)? {
@@ -350,28 +452,14 @@ impl Snapshot {
         let mut urls: Vec<String> = Vec::new();
         let mut plan = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let text = item
-                .cast::<PyString>()
-                .map_err(|_| PyTypeError::new_err(format!("query {i} is not a str")))?
-                .to_cow()?;
-            if DigestKind::from_hex_len(text.len()).is_some() {
-                if let Ok(digest) = Digest::from_hex(text.as_bytes()) {
-                    plan.push(Parsed::Digest(digests.len()));
-                    digests.push(digest);
-                    continue;
-                }
-            }
-            match Query::parse(&text) {
-                Ok(Query::Digest(digest)) => {
+            match parse_item(i, item)? {
+                Item::Digest(digest) => {
                     plan.push(Parsed::Digest(digests.len()));
                     digests.push(digest);
                 }
-                Ok(q) => {
-                    plan.push(Parsed::Url(urls.len(), q.kind().as_str()));
-                    urls.push(text.into_owned());
-                }
-                Err(e) => {
-                    return Err(QueryError::new_err(format!("query {i}: {e}")));
+                Item::Url(text, query) => {
+                    plan.push(Parsed::Url(urls.len(), query.kind().as_str()));
+                    urls.push(text);
                 }
             }
         }
@@ -694,5 +782,11 @@ fn repute_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FeedError", py.get_type::<FeedError>())?;
     m.add("QueryError", py.get_type::<QueryError>())?;
     m.add("BuildError", py.get_type::<BuildError>())?;
+    m.add("WrongBaseError", py.get_type::<WrongBaseError>())?;
+    m.add("DeltaError", py.get_type::<DeltaError>())?;
+    m.add("StateError", py.get_type::<StateError>())?;
+    m.add("SignatureError", py.get_type::<SignatureError>())?;
+    m.add("ChannelError", py.get_type::<ChannelError>())?;
+    m.add_class::<engine::Engine>()?;
     Ok(())
 }
