@@ -90,6 +90,8 @@ struct ManifestPair {
 }
 
 /// Where the mirrored channel comes from.
+// One per service, made once at start: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Source {
     Dir(PathBuf),

@@ -229,8 +229,7 @@ fn hex_digest_of_str(s: &Bound<'_, PyString>) -> Option<Digest> {
     let mut units = [0 as pyo3::ffi::Py_UCS4; 64];
     // SAFETY: `s` is a live `str` and the GIL is held; `units` has room for 64 code points
     // and `len <= 64` are copied (`copy_null` 0: no terminator is written).
-    let copied =
-        unsafe { pyo3::ffi::PyUnicode_AsUCS4(s.as_ptr(), units.as_mut_ptr(), 64, 0) };
+    let copied = unsafe { pyo3::ffi::PyUnicode_AsUCS4(s.as_ptr(), units.as_mut_ptr(), 64, 0) };
     if copied.is_null() {
         // Cannot happen for a `str` of this length; clear the exception and fall back.
         let _ = PyErr::take(s.py());
