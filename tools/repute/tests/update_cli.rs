@@ -667,3 +667,112 @@ fn sigkill_at_random_points_leaves_a_complete_snapshot() {
     }
     assert_eq!(kills, 20);
 }
+
+/// A write that fails part-way: the update runs under a file-size limit smaller than the
+/// merged snapshot it must write, the way a disk that fills up mid-write fails. (A real full
+/// file system needs a mount the tests may not make; `EFBIG` takes the same error paths as
+/// `ENOSPC`: a short or failed write, then the fsync and rename never happen.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_write_that_fails_part_way_leaves_the_installed_snapshot() {
+    use std::os::unix::process::CommandExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    ok(&repute(p, &["keygen", "-p", "k.pub", "-s", "k.key"]));
+    let bad = digests(21, 20_000);
+    let good = digests(22, 500);
+    build(p, "s1.snap", 1, &bad, &good);
+    publish(p, "s1.snap", "ch", &[]);
+    let (o, _) = update(p, "ch", &[]);
+    ok(&o);
+    let mut bad2 = bad.clone();
+    bad2.truncate(19_000);
+    bad2.extend(digests(23, 1000));
+    build(p, "s2.snap", 2, &bad2, &good);
+    publish(p, "s2.snap", "ch", &[]);
+    let before = std::fs::read(p.join("st/current.json")).unwrap();
+    let size = std::fs::metadata(p.join("s2.snap")).unwrap().len();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.join("ch/manifest.json")).unwrap()).unwrap();
+    let delta_size = m["deltas"][0]["size"].as_u64().unwrap();
+    // Room for the delta's download, not for the merged snapshot.
+    let limit = delta_size + (size - delta_size) / 2;
+    assert!(
+        delta_size < limit && limit < size,
+        "delta {delta_size}, base {size}"
+    );
+
+    // --max-deltas 0: the delta is merged into a new base of about `size` bytes.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_repute"));
+    cmd.current_dir(p).args([
+        "update",
+        "--from",
+        "ch",
+        "-p",
+        "k.pub",
+        "--state",
+        "st",
+        "--force",
+        "--max-deltas",
+        "0",
+    ]);
+    #[allow(unsafe_code)]
+    // SAFETY: between fork and exec the child only calls async-signal-safe functions
+    // (signal, setrlimit) on values it owns; nothing allocates or locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            // A write past the limit then fails with EFBIG instead of killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "stdout {}\nstderr {}",
+        out(&o),
+        err(&o)
+    );
+    assert!(
+        err(&o).to_lowercase().contains("too large") || err(&o).contains("EFBIG"),
+        "the error names the failed write: {}",
+        err(&o)
+    );
+    // Nothing changed: the same current.json, the same answers, nothing half-written.
+    assert_eq!(std::fs::read(p.join("st/current.json")).unwrap(), before);
+    let all: Vec<String> = bad.iter().chain(&good).cloned().collect();
+    assert_eq!(answers(p, "st", &all), answers(p, "s1.snap", &all));
+    // The failed merge fell back to downloading the base, which failed too; its partial
+    // download is kept (at most the limit's worth) so the next run resumes it with a Range
+    // request. Nothing else is left.
+    let partial = format!(".partial-{}", m["base"]["path"].as_str().unwrap());
+    for n in names(&p.join("st")) {
+        if n == partial {
+            assert!(std::fs::metadata(p.join("st").join(&n)).unwrap().len() <= limit);
+        } else {
+            assert!(
+                !n.starts_with(".tmp-")
+                    && !n.starts_with(".partial-")
+                    && !n.starts_with(".repute-"),
+                "left behind: {n}"
+            );
+        }
+    }
+
+    // With room again, the next run completes.
+    let (o, v) = update(p, "ch", &["--force", "--max-deltas", "0"]);
+    ok(&o);
+    assert_eq!(v["sequence"], 2, "{v}");
+    let all2: Vec<String> = bad2.iter().chain(&good).cloned().collect();
+    assert_eq!(answers(p, "st", &all2), answers(p, "s2.snap", &all2));
+    no_leftovers(&p.join("st"));
+}

@@ -304,6 +304,7 @@ fn attempt(
         }
         Plan::Base(_) => install_base(channel, public, state, &manifest, downloaded)?,
     };
+    remove_stale_partials(state.path(), &manifest);
     if let Err(e) = state.gc(args.keep) {
         // Old files left behind are not a failed update.
         let _ = writeln!(std::io::stderr(), "repute: warning: cleaning up: {e}");
@@ -591,8 +592,9 @@ fn remove_leftovers(dir: &Path) {
     }
 }
 
-/// Removes partial downloads of files the manifest no longer names (those it names are kept
-/// and resumed).
+/// Removes partial downloads of files the manifest no longer names, and of files that are
+/// now complete (a merge can produce the base whose download broke off); the others are
+/// kept and resumed.
 fn remove_stale_partials(dir: &Path, manifest: &Manifest) {
     let wanted: Vec<String> = std::iter::once(&manifest.base)
         .chain(manifest.deltas.iter().map(|d| &d.file))
@@ -603,7 +605,10 @@ fn remove_stale_partials(dir: &Path, manifest: &Manifest) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(PARTIAL) && !wanted.contains(&name) {
+        let complete = name
+            .strip_prefix(PARTIAL)
+            .is_some_and(|final_name| dir.join(final_name).is_file());
+        if name.starts_with(PARTIAL) && (complete || !wanted.contains(&name)) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
