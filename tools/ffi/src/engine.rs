@@ -11,13 +11,13 @@ use std::ffi::c_char;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use repute::{Digest, Engine, Found, Query, Record, RecordId, View};
+use repute::{Engine, Found, Query, Record, RecordId, View};
 
 use crate::registry::{Object, Registry};
 use crate::{
-    boundary, copy_out, in_bytes, in_str, kind_code, out_ref, prefix, repute_kind, repute_record,
-    repute_result, Failure, CHUNK, REPUTE_FIELD_CATEGORY, REPUTE_FIELD_NAME, REPUTE_FIELD_SOURCE,
-    REPUTE_NO_RECORD,
+    boundary, copy_out, in_str, kind_code, out_ref, prefix, repute_kind, repute_record,
+    repute_result, Batch, Failure, CHUNK, REPUTE_FIELD_CATEGORY, REPUTE_FIELD_NAME,
+    REPUTE_FIELD_SOURCE, REPUTE_NO_RECORD,
 };
 
 /// An engine handle (or a pinned view of one): an opaque non-zero integer from
@@ -405,46 +405,24 @@ pub unsafe extern "C" fn repute_engine_lookup_batch(
     out_count: usize,
 ) -> repute_result {
     boundary("repute_engine_lookup_batch", || {
-        if !matches!(digest_len, 16 | 20 | 32) {
-            return Err(Failure::invalid(format!(
-                "digest_len {digest_len} is not a digest length (16 MD5, 20 SHA-1, 32 SHA-256)"
-            )));
-        }
-        if out_count < count {
-            return Err(Failure::invalid(format!(
-                "out has room for {out_count} ids but count is {count}"
-            )));
-        }
-        let total = count
-            .checked_mul(digest_len)
-            .ok_or_else(|| Failure::invalid("count * digest_len overflows"))?;
-        if count == 0 {
-            return with_view(engine, |_| Ok(()));
-        }
         // SAFETY: per this function's contract.
-        let input = unsafe { in_bytes(digests, total, "digests") }?;
-        if out.is_null() {
-            return Err(Failure::null("out"));
-        }
-        // SAFETY: non-null and valid for `out_count >= count` writes (the contract).
-        let out = unsafe { std::slice::from_raw_parts_mut(out, count) };
+        let Some(batch) = (unsafe { Batch::new(digests, digest_len, count, out, out_count) })?
+        else {
+            return with_view(engine, |_| Ok(()));
+        };
         with_view(engine, |view| {
-            let mut keys = [Digest::from_bytes(&[0; 16]).unwrap_or_else(|| unreachable!()); CHUNK];
             let mut found = [None::<Found>; CHUNK];
-            for (raw, out) in input.chunks(CHUNK * digest_len).zip(out.chunks_mut(CHUNK)) {
-                let n = out.len();
-                for (key, bytes) in keys.iter_mut().zip(raw.chunks_exact(digest_len)) {
-                    *key = Digest::from_bytes(bytes).unwrap_or_else(|| unreachable!());
-                }
-                view.lookup_digests(&keys[..n], &mut found[..n]);
-                for (slot, f) in out.iter_mut().zip(&found[..n]) {
+            batch.run(|keys, out| {
+                let found = &mut found[..keys.len()];
+                view.lookup_digests(keys, found);
+                for (slot, f) in out.iter_mut().zip(found.iter()) {
                     *slot = match f {
                         Some(f) => encode(view, *f)?,
                         None => REPUTE_NO_RECORD,
                     };
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         })
     })
 }

@@ -312,6 +312,77 @@ unsafe fn in_bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8
     // SAFETY: non-null, and the caller guarantees `len` readable bytes at `ptr`.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
+/// The checked arguments of a batched digest lookup: packed digests of one length in, one
+/// record id per digest out.
+pub(crate) struct Batch<'a> {
+    input: &'a [u8],
+    digest_len: usize,
+    out: &'a mut [u32],
+}
+
+impl<'a> Batch<'a> {
+    /// Checks the lengths first (so a wrong call fails the same way with or without data),
+    /// then the pointers; `None` for an empty batch.
+    ///
+    /// # Safety
+    ///
+    /// `digests` is NULL or valid for `count * digest_len` bytes of reads; `out` is NULL or
+    /// valid for `out_count` writes; neither is used elsewhere while the batch lives.
+    pub(crate) unsafe fn new(
+        digests: *const u8,
+        digest_len: usize,
+        count: usize,
+        out: *mut u32,
+        out_count: usize,
+    ) -> Result<Option<Self>, Failure> {
+        if !matches!(digest_len, 16 | 20 | 32) {
+            return Err(Failure::invalid(format!(
+                "digest_len {digest_len} is not a digest length (16 MD5, 20 SHA-1, 32 SHA-256)"
+            )));
+        }
+        if out_count < count {
+            return Err(Failure::invalid(format!(
+                "out has room for {out_count} ids but count is {count}"
+            )));
+        }
+        let total = count
+            .checked_mul(digest_len)
+            .ok_or_else(|| Failure::invalid("count * digest_len overflows"))?;
+        if count == 0 {
+            return Ok(None);
+        }
+        // SAFETY: per this function's contract.
+        let input = unsafe { in_bytes(digests, total, "digests") }?;
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        // SAFETY: non-null and valid for `out_count >= count` writes (the contract).
+        let out = unsafe { std::slice::from_raw_parts_mut(out, count) };
+        Ok(Some(Batch {
+            input,
+            digest_len,
+            out,
+        }))
+    }
+
+    /// Calls `f` with up to `CHUNK` parsed digests at a time and their slots in `out`.
+    pub(crate) fn run(self, mut f: impl FnMut(&[Digest], &mut [u32]) -> Outcome) -> Outcome {
+        let mut keys = [Digest::from_bytes(&[0; 16]).unwrap_or_else(|| unreachable!()); CHUNK];
+        let len = self.digest_len;
+        for (raw, out) in self
+            .input
+            .chunks(CHUNK * len)
+            .zip(self.out.chunks_mut(CHUNK))
+        {
+            let n = out.len();
+            for (key, bytes) in keys.iter_mut().zip(raw.chunks_exact(len)) {
+                *key = Digest::from_bytes(bytes).unwrap_or_else(|| unreachable!());
+            }
+            f(&keys[..n], out)?;
+        }
+        Ok(())
+    }
+}
 
 /// Borrows a caller's NUL-terminated UTF-8 string.
 ///
@@ -751,43 +822,21 @@ pub unsafe extern "C" fn repute_snapshot_lookup_batch(
     out_count: usize,
 ) -> repute_result {
     boundary("repute_snapshot_lookup_batch", || {
-        if !matches!(digest_len, 16 | 20 | 32) {
-            return Err(Failure::invalid(format!(
-                "digest_len {digest_len} is not a digest length (16 MD5, 20 SHA-1, 32 SHA-256)"
-            )));
-        }
-        if out_count < count {
-            return Err(Failure::invalid(format!(
-                "out has room for {out_count} ids but count is {count}"
-            )));
-        }
-        let total = count
-            .checked_mul(digest_len)
-            .ok_or_else(|| Failure::invalid("count * digest_len overflows"))?;
-        if count == 0 {
-            return with_snapshot(snapshot, |_| Ok(()));
-        }
         // SAFETY: per this function's contract.
-        let input = unsafe { in_bytes(digests, total, "digests") }?;
-        if out.is_null() {
-            return Err(Failure::null("out"));
-        }
-        // SAFETY: non-null and valid for `out_count >= count` writes (the contract).
-        let out = unsafe { std::slice::from_raw_parts_mut(out, count) };
+        let Some(batch) = (unsafe { Batch::new(digests, digest_len, count, out, out_count) })?
+        else {
+            return with_snapshot(snapshot, |_| Ok(()));
+        };
         with_snapshot(snapshot, |s| {
-            let mut keys = [Digest::from_bytes(&[0; 16]).unwrap_or_else(|| unreachable!()); CHUNK];
             let mut ids = [None::<RecordId>; CHUNK];
-            for (raw, out) in input.chunks(CHUNK * digest_len).zip(out.chunks_mut(CHUNK)) {
-                let n = out.len();
-                for (key, bytes) in keys.iter_mut().zip(raw.chunks_exact(digest_len)) {
-                    *key = Digest::from_bytes(bytes).unwrap_or_else(|| unreachable!());
-                }
-                s.lookup_digests(&keys[..n], &mut ids[..n]);
-                for (slot, id) in out.iter_mut().zip(&ids[..n]) {
+            batch.run(|keys, out| {
+                let ids = &mut ids[..keys.len()];
+                s.lookup_digests(keys, ids);
+                for (slot, id) in out.iter_mut().zip(ids.iter()) {
                     *slot = id.map_or(REPUTE_NO_RECORD, |id| id.0);
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         })
     })
 }
