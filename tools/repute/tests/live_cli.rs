@@ -1,34 +1,8 @@
 //! The CLI contract of policies, snapshot identities, deltas and update state directories,
 //! driving the real `repute` binary in a temporary directory.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repute"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run repute")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
-}
+mod common;
+use common::{ok, run, stderr, stdout};
 
 #[test]
 fn build_policy_from_toml_and_json_shows_in_inspect() {

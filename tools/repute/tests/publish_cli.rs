@@ -2,29 +2,10 @@
 //! sha256sum and Debian's minisign as oracles.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn repute(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repute"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run repute")
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn sha256sum(path: &Path) -> String {
-    let o = Command::new("sha256sum").arg(path).output().unwrap();
-    assert!(o.status.success());
-    String::from_utf8_lossy(&o.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
+mod common;
+use common::{run as repute, sha256sum, stderr as err};
 
 fn build(dir: &Path, out: &str, sequence: &str, feed: &str) {
     std::fs::write(dir.join("feed.txt"), feed).unwrap();

@@ -5,29 +5,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+mod common;
+use common::{ok, run as repute};
 
 const BAD_MD5: &str = "44d88612fea8a8f36de82e1278abb02f";
 const NEW_MD5: &str = "fedcba9876543210fedcba9876543210";
-
-fn repute(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repute"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run repute")
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 struct Server {
     child: Child,

@@ -4,13 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn repute(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repute"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run repute")
-}
+mod common;
+use common::{run as repute, sha256sum, stderr as err, stdout as out};
 
 fn minisign(dir: &Path, args: &[&str]) -> Output {
     Command::new("minisign")
@@ -19,20 +14,6 @@ fn minisign(dir: &Path, args: &[&str]) -> Output {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("minisign is not installed: apt-get install minisign (.ci/run does)")
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn sha256sum(path: &Path) -> String {
-    let o = Command::new("sha256sum").arg(path).output().unwrap();
-    assert!(o.status.success());
-    out(&o).split_whitespace().next().unwrap().to_owned()
 }
 
 /// A directory holding `s.snap` with sequence 42.

@@ -12,31 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-fn repute(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repute"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run repute")
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        out(o),
-        err(o)
-    );
-}
+mod common;
+use common::{ok, run as repute, stderr as err, stdout as out};
 
 /// Deterministic 64-hex digests: `n` of them from `seed`.
 fn digests(seed: u64, n: usize) -> Vec<String> {
