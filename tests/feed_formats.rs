@@ -148,7 +148,7 @@ fn malwarebazaar_csv() {
         .contains("13 fields where the header names 14"));
     assert!(report.errors[1].1.contains("sha256_hash"));
     assert!(report.errors[2].1.contains("no such date"));
-    assert!(report.errors[3].1.contains("no closing quote"));
+    assert!(report.errors[3].1.contains("truncated line?"));
 
     // One row, three keys, one record: name from `signature`, category from the file type.
     let row1 = [
@@ -253,7 +253,7 @@ fn urlhaus_csv() {
         .contains("8 fields where the header names 9"));
     // `http://co.uk/` would cover a whole public suffix: refused.
     assert!(report.errors[1].1.starts_with("http://co.uk/"));
-    assert!(report.errors[2].1.contains("no closing quote"));
+    assert!(report.errors[2].1.contains("truncated line?"));
     assert_eq!((report.keys, report.skipped), (20, 0));
     let hit = snapshot
         .lookup(&repute::Query::parse("http://dropper.example.org/payload.exe").unwrap())

@@ -293,6 +293,12 @@ pub trait LineParser: fmt::Debug {
     fn default_verdict(&self) -> Option<Verdict> {
         None
     }
+
+    /// For CSV formats, the field delimiter: a quoted field may then span lines, and
+    /// [`parse`](Self::parse) is handed whole records (see [`LineReader::next_record`]).
+    fn csv_delimiter(&self) -> Option<u8> {
+        None
+    }
 }
 
 /// Creates the parser for a feed. `path` is the feed's file name, whose extension matters
@@ -520,8 +526,13 @@ impl FeedLines<'_> {
     /// Reads every line; on failure, the line number and reason.
     fn read(&mut self, reader: impl Read) -> Result<(), (u64, String)> {
         let mut reader = LineReader::new(reader);
+        let delimiter = self.parser.csv_delimiter();
         loop {
-            let line = match reader.next_line() {
+            let next = match delimiter {
+                Some(d) => reader.next_record(d),
+                None => reader.next_line(),
+            };
+            let line = match next {
                 Ok(Some(l)) => l,
                 Ok(None) => return Ok(()),
                 Err(e) => {
@@ -531,7 +542,7 @@ impl FeedLines<'_> {
                     ))
                 }
             };
-            self.report.lines = line.number;
+            self.report.lines = line.last;
             if line.number % PROGRESS_EVERY == 0 {
                 (self.progress)(self.count.get());
             }
