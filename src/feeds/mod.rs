@@ -382,17 +382,7 @@ pub fn read_feed(
     options: &FeedOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<FeedReport> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(Error::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "is a directory, not a feed file",
-            ),
-        ));
-    }
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let (mut file, meta) = open_regular_file(path)?;
     let container = Container::sniff(&mut file).map_err(|e| Error::io(path, e))?;
     let fail = |line: u64, reason: &str| Error::Feed {
         path: path.display().to_string(),
@@ -509,6 +499,58 @@ pub fn read_feed(
     outcome.map_err(|(line, reason)| fail(line, &reason))?;
     progress(count.get());
     Ok(report)
+}
+
+/// Opens a feed file, refusing anything but a regular file: a FIFO, a device (`/dev/zero`)
+/// or a socket would make a build wait or read forever. The file is opened without
+/// blocking (a FIFO without a writer would block in `open`) and checked as opened.
+fn open_regular_file(path: &Path) -> Result<(std::fs::File, std::fs::Metadata)> {
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Regular files ignore O_NONBLOCK; it only keeps `open` of a FIFO from waiting.
+        open.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = open.open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        let kind = file_kind(&meta.file_type());
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "is {kind}, not a feed file: feeds are read from regular files \
+                     (or `-` for standard input)"
+                ),
+            ),
+        ));
+    }
+    Ok((file, meta))
+}
+
+/// What a file that is not a regular file is, for messages.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// The state of reading one text feed.

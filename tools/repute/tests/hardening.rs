@@ -247,3 +247,129 @@ fn terminated_builds_remove_their_temporary_files() {
         }
     }
 }
+
+/// Runs `repute build` on a manifest with a timeout: a build that hangs is a failure.
+fn build_with_timeout(dir: &Path, args: &[&str]) -> Output {
+    let mut child = repute(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("repute {args:?} did not finish");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn manifest_paths_stay_under_the_manifest_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let feeds = p.join("feeds");
+    std::fs::create_dir(&feeds).unwrap();
+    std::fs::write(feeds.join("bad.txt"), format!("{EICAR_MD5}\n")).unwrap();
+    std::fs::write(p.join("outside.txt"), "secret-line-from-outside\n").unwrap();
+    std::os::unix::fs::symlink(p.join("outside.txt"), feeds.join("link.txt")).unwrap();
+    let manifest = |path: &str| {
+        std::fs::write(
+            feeds.join("m.toml"),
+            format!(
+                "[[feed]]\nformat = \"hashes\"\npath = \"bad.txt\"\n\n\
+                 [[feed]]\nformat = \"hashes\"\npath = {path:?}\nmin_records = 0\n"
+            ),
+        )
+        .unwrap();
+    };
+    let outside = p.join("outside.txt").display().to_string();
+    for path in [
+        "../outside.txt",
+        outside.as_str(),
+        "link.txt",
+        "/etc/passwd",
+    ] {
+        manifest(path);
+        let args = ["build", "-o", "s.snap", "--manifest", "feeds/m.toml"];
+        let o = build_with_timeout(p, &args);
+        assert_eq!(o.status.code(), Some(2), "{path}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("outside the manifest's directory"),
+            "{path}: {}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("secret-line"), "{}", stderr(&o));
+        assert!(!p.join("s.snap").exists());
+    }
+    // Allowed on request; the outside file's line is only an excerpt, escaped and capped.
+    std::fs::write(
+        p.join("outside.txt"),
+        format!("\x1b[31m{}\n", "x".repeat(10_000)),
+    )
+    .unwrap();
+    manifest("../outside.txt");
+    let o = build_with_timeout(
+        p,
+        &[
+            "build",
+            "-o",
+            "s.snap",
+            "--manifest",
+            "feeds/m.toml",
+            "--allow-outside-paths",
+            "--report",
+            "json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let reason = report["feeds"][1]["errors"][0][1].as_str().unwrap();
+    assert!(reason.len() <= 200, "{reason}");
+    assert!(
+        !reason.contains('\x1b') && reason.contains("\\x1B"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn feeds_must_be_regular_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("bad.txt"), format!("{EICAR_MD5}\n")).unwrap();
+    let fifo = p.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for feed in ["hashes::fifo", "hashes::/dev/zero"] {
+        let o = build_with_timeout(
+            p,
+            &[
+                "build",
+                "-o",
+                "s.snap",
+                "--feed",
+                "hashes::bad.txt",
+                "--feed",
+                feed,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(2), "{feed}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("not a feed file"),
+            "{feed}: {}",
+            stderr(&o)
+        );
+    }
+    std::fs::write(
+        p.join("m.toml"),
+        "[[feed]]\nformat = \"hashes\"\npath = \"fifo\"\n",
+    )
+    .unwrap();
+    let o = build_with_timeout(p, &["build", "-o", "s.snap", "--manifest", "m.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("FIFO"), "{}", stderr(&o));
+}
