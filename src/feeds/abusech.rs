@@ -58,7 +58,8 @@ impl ColumnTable {
         }
         let Some(columns) = &self.columns else {
             return Err(format!(
-                "row before the `#` header line naming the columns ({})",
+                "no header line: a row before the `#` comment naming the columns ({}); \
+                 is this an abuse.ch export?",
                 self.required.join(", ")
             ));
         };

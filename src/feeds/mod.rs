@@ -396,7 +396,7 @@ pub fn read_feed(
         path: path.display().to_string(),
         ..FeedReport::default()
     };
-    let mut info = FeedInfo {
+    let info = FeedInfo {
         source,
         format: options.format.name().into(),
         verdict: options.verdict.unwrap_or(options.format.default_verdict()),
@@ -447,6 +447,114 @@ pub fn read_feed(
             "a SQLite database, not a text feed (an NSRL RDS database reads with the nsrl format)",
         ));
     }
+    let (counted, count) = CountingReader::new(file);
+    if container == Container::Zip {
+        let mut archive = zip::ZipArchive::new(counted)
+            .map_err(|e| fail(0, &format!("not a readable ZIP archive: {e}")))?;
+        let index =
+            input::zip_member(&archive).ok_or_else(|| fail(0, "the ZIP archive holds no file"))?;
+        let member = archive
+            .by_index(index)
+            .map_err(|e| fail(0, &format!("cannot read the ZIP member: {e}")))?;
+        let member = input::ExpansionLimit::new(member, Rc::clone(&count), options.max_expansion);
+        return read_text(
+            builder,
+            path,
+            options,
+            report,
+            info,
+            Container::Plain,
+            member,
+            &count,
+            progress,
+        );
+    }
+    read_text(
+        builder, path, options, report, info, container, counted, &count, progress,
+    )
+}
+
+/// Reads one text feed from a stream, such as standard input: like [`read_feed`], but the
+/// compression (gzip or Zstandard) is told from the first bytes without seeking. `name`
+/// names the feed in the report and errors (`-` for standard input) and gives the default
+/// source name. A ZIP archive or an SQLite database (`nsrl`) needs a file, and is refused.
+///
+/// # Errors
+///
+/// As [`read_feed`], and for a ZIP archive, an SQLite database or the `nsrl` format.
+pub fn read_feed_from(
+    builder: &mut SnapshotBuilder,
+    name: &Path,
+    reader: &mut dyn Read,
+    options: &FeedOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<FeedReport> {
+    let fail = |line: u64, reason: &str| Error::Feed {
+        path: name.display().to_string(),
+        line,
+        reason: reason.to_string(),
+    };
+    let (container, magic) = Container::peek(&mut *reader).map_err(|e| Error::io(name, e))?;
+    match container {
+        _ if options.format == FeedFormat::Nsrl => {
+            return Err(fail(
+                0,
+                "the nsrl format reads an SQLite database by random access: give its file, \
+                 not a stream",
+            ))
+        }
+        Container::Zip => {
+            return Err(fail(
+                0,
+                "a ZIP archive cannot be read from a stream: save it to a file first",
+            ))
+        }
+        Container::Sqlite => {
+            return Err(fail(
+                0,
+                "a SQLite database, not a text feed (and a database needs a file, not a stream)",
+            ))
+        }
+        _ => {}
+    }
+    let source = source_name(name, options);
+    let report = FeedReport {
+        source: source.clone(),
+        format: options.format.name().into(),
+        path: name.display().to_string(),
+        ..FeedReport::default()
+    };
+    let info = FeedInfo {
+        source,
+        format: options.format.name().into(),
+        verdict: options.verdict.unwrap_or(options.format.default_verdict()),
+        category: options.category.clone(),
+        r#override: options.r#override,
+    };
+    let (counted, count) = CountingReader::new(std::io::Cursor::new(magic).chain(reader));
+    read_text(
+        builder, name, options, report, info, container, counted, &count, progress,
+    )
+}
+
+/// Reads a text feed, plain or compressed, whose first bytes said `container`.
+#[allow(clippy::too_many_arguments)]
+fn read_text(
+    builder: &mut SnapshotBuilder,
+    path: &Path,
+    options: &FeedOptions,
+    mut report: FeedReport,
+    mut info: FeedInfo,
+    container: Container,
+    counted: impl Read,
+    count: &Rc<std::cell::Cell<u64>>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<FeedReport> {
+    let fail = |line: u64, reason: &str| Error::Feed {
+        path: path.display().to_string(),
+        line,
+        reason: reason.to_string(),
+    };
     let mut parser = line_parser(options, path).map_err(|reason| fail(0, &reason))?;
     if options.verdict.is_none() {
         if let Some(v) = parser.default_verdict() {
@@ -455,7 +563,6 @@ pub fn read_feed(
     }
     info.r#override |= parser.is_override();
     let feed = builder.add_feed(info);
-    let (counted, count) = CountingReader::new(file);
     let mut feed_lines = FeedLines {
         builder,
         feed,
@@ -463,38 +570,23 @@ pub fn read_feed(
         report: &mut report,
         strict: options.strict,
         progress,
-        count: &count,
+        count,
     };
     let outcome = match container {
-        Container::Plain => feed_lines.read(counted),
         Container::Gzip => feed_lines.read(input::ExpansionLimit::new(
             flate2::read::MultiGzDecoder::new(counted),
-            Rc::clone(&count),
+            Rc::clone(count),
             options.max_expansion,
         )),
         Container::Zstd => match zstd::stream::read::Decoder::new(counted) {
             Ok(decoder) => feed_lines.read(input::ExpansionLimit::new(
                 decoder,
-                Rc::clone(&count),
+                Rc::clone(count),
                 options.max_expansion,
             )),
             Err(e) => Err((0, format!("cannot start Zstandard decoding: {e}"))),
         },
-        Container::Zip => {
-            let mut archive = zip::ZipArchive::new(counted)
-                .map_err(|e| fail(0, &format!("not a readable ZIP archive: {e}")))?;
-            let index = input::zip_member(&archive)
-                .ok_or_else(|| fail(0, "the ZIP archive holds no file"))?;
-            let member = archive
-                .by_index(index)
-                .map_err(|e| fail(0, &format!("cannot read the ZIP member: {e}")))?;
-            feed_lines.read(input::ExpansionLimit::new(
-                member,
-                Rc::clone(&count),
-                options.max_expansion,
-            ))
-        }
-        Container::Sqlite => Err((0, "unreachable: SQLite handled above".into())),
+        _ => feed_lines.read(counted),
     };
     outcome.map_err(|(line, reason)| fail(line, &reason))?;
     progress(count.get());

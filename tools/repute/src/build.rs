@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use repute::build::BuildPhase;
-use repute::feeds::{read_feed, Column, CsvColumns, FeedFormat, FeedOptions};
+use repute::feeds::{read_feed, read_feed_from, Column, CsvColumns, FeedFormat, FeedOptions};
 use repute::{BuildReport, FeedReport, SnapshotBuilder, Verdict};
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +20,8 @@ use crate::Outcome;
 ///
 /// Each feed is FORMAT:VERDICT:PATH. VERDICT may be empty to take the format's default
 /// (`hashes::bad.txt`): hashes, domains, urls and hosts default to malicious; md5sum,
-/// sha1sum and sha256sum to trusted. PATH is everything after the second colon.
+/// sha1sum and sha256sum to trusted. PATH is everything after the second colon; `-` (or
+/// /dev/stdin) reads standard input, plain or gzip/zstd-compressed (not ZIP or NSRL).
 /// VERDICT `override` marks the feed as an override (allowlist) feed with the format's
 /// default verdict, and `trusted+override` (any verdict) with that verdict: its entries win
 /// over everything they cover (`sha256sum:override:local-allowlist.txt`).
@@ -375,6 +376,12 @@ fn read_manifest(path: &Path, strict: bool, allow_outside: bool) -> Result<Vec<F
     Ok(specs)
 }
 
+/// Whether a feed path names standard input: `-`, or `/dev/stdin` (often a pipe, which
+/// cannot be read as a file).
+fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-") || path == Path::new("/dev/stdin")
+}
+
 fn created_time(arg: Option<i64>) -> Result<i64> {
     if let Some(t) = arg {
         return Ok(t);
@@ -459,19 +466,29 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
         } else {
             ProgressBar::hidden()
         };
-        let report = read_feed(&mut builder, &spec.path, &spec.options, &mut |bytes| {
-            bar.set_position(bytes)
-        })
+        let mut progress = |bytes| bar.set_position(bytes);
+        let report = if is_stdin(&spec.path) {
+            let mut stdin = std::io::stdin().lock();
+            let name = Path::new("-");
+            read_feed_from(&mut builder, name, &mut stdin, &spec.options, &mut progress)
+        } else {
+            read_feed(&mut builder, &spec.path, &spec.options, &mut progress)
+        }
         .with_context(|| format!("feed {}", spec.path.display()))?;
         bar.finish_and_clear();
         // By default a feed must yield at least one key: an empty download, or one whose
         // every line is malformed, must not publish. `min_records = 0` allows it.
         let min = spec.min_records.or(args.min_records).unwrap_or(1);
         if report.keys < min {
+            // The first malformed line often says why (a CSV export without its header).
+            let first = match report.errors.first() {
+                Some((line, reason)) => format!("; line {line}: {reason}"),
+                None => String::new(),
+            };
             bail!(
-                "feed {} yielded {} good records ({} lines, {} malformed), fewer than the \
-                 minimum of {min}; refusing to publish (is the download empty or truncated? \
-                 --min-records 0 or min_records = 0 allows it)",
+                "feed {} yielded {} good records ({} lines, {} malformed{first}), fewer than \
+                 the minimum of {min}; refusing to publish (is the download empty or \
+                 truncated? --min-records 0 or min_records = 0 allows it)",
                 spec.path.display(),
                 report.keys,
                 report.lines,

@@ -373,3 +373,88 @@ fn feeds_must_be_regular_files() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("FIFO"), "{}", stderr(&o));
 }
+
+/// Runs `repute` with `input` on its standard input (a pipe).
+fn run_with_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = repute(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    o
+}
+
+#[test]
+fn header_less_exports_fail_naming_the_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("nohdr.csv"),
+        format!("\"2026-11-29 06:58:41\", \"{}\"\n", "ab".repeat(32)),
+    )
+    .unwrap();
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "s.snap",
+            "--feed",
+            "malwarebazaar::nohdr.csv",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("feed nohdr.csv"), "{err}");
+    assert!(err.contains("no header line"), "{err}");
+    assert!(err.contains("abuse.ch export?"), "{err}");
+    assert!(!p.join("s.snap").exists());
+}
+
+#[test]
+fn feeds_read_from_standard_input_plain_or_compressed() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let text = format!("{EICAR_MD5}\n{}\n", "ab".repeat(32));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let zst = zstd::encode_all(text.as_bytes(), 3).unwrap();
+    for (feed, input) in [
+        ("hashes::-", text.as_bytes()),
+        ("hashes::/dev/stdin", text.as_bytes()),
+        ("hashes::-", &gz[..]),
+        ("hashes::/dev/stdin", &zst[..]),
+    ] {
+        let o = run_with_stdin(
+            p,
+            &["build", "-o", "s.snap", "--feed", feed, "--report", "json"],
+            input,
+        );
+        assert_eq!(o.status.code(), Some(0), "{feed}: {}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(report["feeds"][0]["keys"], 2, "{feed}: {report}");
+        assert_eq!(report["feeds"][0]["path"], "-", "{feed}: {report}");
+        let o = run(p, &["lookup", "s.snap", EICAR_MD5]);
+        assert_eq!(o.status.code(), Some(1), "{feed}: {}", stdout(&o));
+    }
+    // A ZIP archive needs a file.
+    let o = run_with_stdin(
+        p,
+        &["build", "-o", "z.snap", "--feed", "malwarebazaar::-"],
+        b"PK\x03\x04rest",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("save it to a file"), "{}", stderr(&o));
+}
