@@ -504,15 +504,15 @@ fn generic_csv_column_mistakes_fail_the_feed() {
 fn nsrl_db(path: &Path, rows: &[(Option<&str>, Option<&str>, Option<&str>)]) {
     let db = rusqlite::Connection::open(path).unwrap();
     db.execute_batch(
-        "CREATE TABLE FILE_T (sha256 TEXT, sha1 TEXT, md5 TEXT, crc32 TEXT, \
+        "CREATE TABLE METADATA (sha256 TEXT, sha1 TEXT, md5 TEXT, crc32 TEXT, \
            file_name TEXT, file_size INTEGER, package_id INTEGER);
          CREATE VIEW FILE AS SELECT sha256, sha1, md5, crc32, file_name, file_size, package_id \
-           FROM FILE_T;",
+           FROM METADATA;",
     )
     .unwrap();
     for (i, (sha256, sha1, md5)) in rows.iter().enumerate() {
         db.execute(
-            "INSERT INTO FILE_T VALUES (?1, ?2, ?3, '00000000', ?4, 1024, ?5)",
+            "INSERT INTO METADATA VALUES (?1, ?2, ?3, '00000000', ?4, 1024, ?5)",
             rusqlite::params![sha256, sha1, md5, format!("file{i}.dll"), i as i64],
         )
         .unwrap();
