@@ -1,7 +1,8 @@
 //! Feed readers: one module per format, each turning lines (or rows) into keys and records.
 //!
-//! [`read_feed`] opens a file (plain, gzip, Zstandard or ZIP, told apart by magic bytes: see
-//! `input`), creates the format's [`LineParser`] for it, reads it line by line with bounded
+//! [`read_feed`] opens a file (a regular file only: plain, gzip, Zstandard or ZIP, told
+//! apart by magic bytes: see `input`; [`read_feed_from`] reads a stream such as standard
+//! input, peeking at its first bytes instead of seeking), creates the format's [`LineParser`] for it, reads it line by line with bounded
 //! memory (a line longer than [`MAX_LINE`] is skipped and reported, never buffered whole),
 //! and adds what each line yields to a [`SnapshotBuilder`]. A parser is created per feed
 //! because some formats carry state from line to line: the CSV exports name their columns
