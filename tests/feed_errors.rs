@@ -156,3 +156,82 @@ fn snapshot_is_send_and_sync() {
     assert_send_sync::<Snapshot<memmap2::Mmap>>();
     assert_send_sync::<Snapshot<&'static [u8]>>();
 }
+
+/// A MalwareBazaar `file_name` holding a line break continues the row onto the next line:
+/// the real row is read whole, and a forged row in a file name is never read as a row.
+#[test]
+fn quoted_line_breaks_keep_csv_rows_aligned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bazaar.csv");
+    let real = [
+        "c6121c8e713a27da30f44ddf21aaed72a486da93ebcd6fecc42d43e258c62c6b",
+        "22445990dc36a1b1b1cd1f7c05c0bbf7",
+        "65281709dacf8db0c985b84d93703c969a434dd3",
+    ];
+    let empty = [
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "d41d8cd98f00b204e9800998ecf8427e",
+        "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+    ];
+    let header =
+        "# \"first_seen_utc\",\"sha256_hash\",\"md5_hash\",\"sha1_hash\",\"file_name\",\"signature\"\n";
+    let digest = |hex: &str| repute::Digest::from_hex(hex.as_bytes()).unwrap();
+    let build = |text: String| {
+        std::fs::write(&path, text).unwrap();
+        let mut builder = SnapshotBuilder::new();
+        let options = FeedOptions::new(FeedFormat::MalwareBazaar);
+        let report = read_feed(&mut builder, &path, &options, &mut |_| {}).unwrap();
+        (report, Snapshot::open(builder.to_bytes().unwrap()).unwrap())
+    };
+
+    // A file name with a line break: one row over two lines.
+    let (report, snapshot) = build(format!(
+        "{header}\"2026-11-29 06:58:41\", \"{}\", \"{}\", \"{}\", \"invoice\n.pdf\", \"AgentTesla\"\n\
+         \"2026-11-29 06:58:42\", \"{}\", \"n/a\", \"n/a\", \"b.exe\", \"n/a\"\n",
+        real[0],
+        real[1],
+        real[2],
+        "0".repeat(64),
+    ));
+    assert_eq!((report.lines, report.keys), (4, 4), "{report:?}");
+    assert_eq!(report.malformed, 0, "{:?}", report.errors);
+    for hex in real {
+        let r = snapshot.lookup_digest(&digest(hex)).expect("the real row");
+        assert_eq!(r.name(), Some("AgentTesla"));
+    }
+
+    // A file name that opens a quote and holds a forged row of the empty file's hashes: the
+    // continuation is part of the row that opened the quote, never a row of its own.
+    let (report, snapshot) = build(format!(
+        "{header}\"2026-11-29 06:58:41\", \"{}\", \"{}\", \"{}\", \"invoice\n\
+         \"2026-11-29 06:58:41\", \"{}\", \"{}\", \"{}\", \"x\", \"Forged\"\n",
+        real[0], real[1], real[2], empty[0], empty[1], empty[2],
+    ));
+    for hex in empty {
+        assert!(
+            snapshot.lookup_digest(&digest(hex)).is_none(),
+            "{hex} listed"
+        );
+    }
+    assert_eq!(report.keys, 0, "{report:?}");
+    assert_eq!(report.malformed, 1, "{report:?}");
+    assert_eq!(report.errors[0].0, 2, "{report:?}");
+
+    // An unclosed quote is reported at the row's first line, and nothing after it is a row.
+    std::fs::write(
+        &path,
+        format!(
+            "# \"first_seen_utc\",\"sha256_hash\"\n\"2026-11-29\", \"{}\n2026-11-29, {}\n",
+            real[0], empty[0]
+        ),
+    )
+    .unwrap();
+    match read(&path, FeedFormat::MalwareBazaar, true) {
+        Err(Error::Feed {
+            line: 2, reason, ..
+        }) => {
+            assert!(reason.contains("not closed"), "{reason}")
+        }
+        other => panic!("expected a feed error at line 2, got {other:?}"),
+    }
+}

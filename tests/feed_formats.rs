@@ -148,7 +148,7 @@ fn malwarebazaar_csv() {
         .contains("13 fields where the header names 14"));
     assert!(report.errors[1].1.contains("sha256_hash"));
     assert!(report.errors[2].1.contains("no such date"));
-    assert!(report.errors[3].1.contains("no closing quote"));
+    assert!(report.errors[3].1.contains("truncated line?"));
 
     // One row, three keys, one record: name from `signature`, category from the file type.
     let row1 = [
@@ -253,7 +253,7 @@ fn urlhaus_csv() {
         .contains("8 fields where the header names 9"));
     // `http://co.uk/` would cover a whole public suffix: refused.
     assert!(report.errors[1].1.starts_with("http://co.uk/"));
-    assert!(report.errors[2].1.contains("no closing quote"));
+    assert!(report.errors[2].1.contains("truncated line?"));
     assert_eq!((report.keys, report.skipped), (20, 0));
     let hit = snapshot
         .lookup(&repute::Query::parse("http://dropper.example.org/payload.exe").unwrap())
@@ -504,15 +504,15 @@ fn generic_csv_column_mistakes_fail_the_feed() {
 fn nsrl_db(path: &Path, rows: &[(Option<&str>, Option<&str>, Option<&str>)]) {
     let db = rusqlite::Connection::open(path).unwrap();
     db.execute_batch(
-        "CREATE TABLE FILE_T (sha256 TEXT, sha1 TEXT, md5 TEXT, crc32 TEXT, \
+        "CREATE TABLE METADATA (sha256 TEXT, sha1 TEXT, md5 TEXT, crc32 TEXT, \
            file_name TEXT, file_size INTEGER, package_id INTEGER);
          CREATE VIEW FILE AS SELECT sha256, sha1, md5, crc32, file_name, file_size, package_id \
-           FROM FILE_T;",
+           FROM METADATA;",
     )
     .unwrap();
     for (i, (sha256, sha1, md5)) in rows.iter().enumerate() {
         db.execute(
-            "INSERT INTO FILE_T VALUES (?1, ?2, ?3, '00000000', ?4, 1024, ?5)",
+            "INSERT INTO METADATA VALUES (?1, ?2, ?3, '00000000', ?4, 1024, ?5)",
             rusqlite::params![sha256, sha1, md5, format!("file{i}.dll"), i as i64],
         )
         .unwrap();

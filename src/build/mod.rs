@@ -84,7 +84,9 @@ pub struct FeedReport {
     pub malformed: u64,
     /// Lines skipped on purpose (allowed hosts such as `localhost`, filtered rows).
     pub skipped: u64,
-    /// The first few malformed lines: (line number, reason).
+    /// The first few malformed lines: (line number, reason). A reason is escaped (control
+    /// characters as `\\xHH`, see [`escape_text`](crate::text::escape_text)) and at most
+    /// [`FeedReport::MAX_REASON`] bytes, so a feed's bytes never reach a report raw.
     pub errors: Vec<(u64, String)>,
 }
 
@@ -92,11 +94,24 @@ impl FeedReport {
     /// How many malformed lines a report keeps in full.
     pub const MAX_ERRORS: usize = 10;
 
-    /// Counts a malformed line, keeping the first few reasons.
+    /// The longest reason kept, in bytes, after escaping; longer ones end in `...`.
+    pub const MAX_REASON: usize = 200;
+
+    /// Counts a malformed line, keeping the first few reasons (escaped and capped).
     pub fn malformed(&mut self, line: u64, reason: impl Into<String>) {
         self.malformed += 1;
         if self.errors.len() < Self::MAX_ERRORS {
-            self.errors.push((line, reason.into()));
+            let reason = reason.into();
+            let mut reason = crate::text::escape_text(&reason).into_owned();
+            if reason.len() > Self::MAX_REASON {
+                let mut cut = Self::MAX_REASON - 3;
+                while !reason.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                reason.truncate(cut);
+                reason.push_str("...");
+            }
+            self.errors.push((line, reason));
         }
     }
 }

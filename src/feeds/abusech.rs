@@ -2,7 +2,8 @@
 //!
 //! An export opens with a block of `#` comments, one of which names the columns, e.g.
 //! `# "first_seen_utc","sha256_hash",...` or `# id,dateadded,url,...`. Rows follow, one per
-//! line, every field quoted; MalwareBazaar and ThreatFox separate fields with `", "`.
+//! line (a quoted field holding a line break continues the row onto the next line), every
+//! field quoted; MalwareBazaar and ThreatFox separate fields with `", "`.
 //! Empty values appear as `n/a`, `None` or `""`. A footer comment may close the file.
 //!
 //! [`ColumnTable`] finds the header among the comments (the comment whose fields include the
@@ -57,7 +58,8 @@ impl ColumnTable {
         }
         let Some(columns) = &self.columns else {
             return Err(format!(
-                "row before the `#` header line naming the columns ({})",
+                "no header line: a row before the `#` comment naming the columns ({}); \
+                 is this an abuse.ch export?",
                 self.required.join(", ")
             ));
         };

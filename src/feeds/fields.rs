@@ -5,7 +5,9 @@
 //! [`split_fields`] accepts both: blanks before a field and after a closing quote are
 //! dropped, `""` inside quotes is one `"`, and a line whose quote never closes (a truncated
 //! line) is an error rather than a field that swallows the rest of the file. A quoted field
-//! cannot span lines: every record is one line, so line numbers in reports stay exact.
+//! may span lines: the line reader ([`LineReader::next_record`](super::LineReader)) hands
+//! over the whole record, numbered by its first line, so a line break is just a byte of the
+//! field here and a continuation line is never read as a row.
 
 use std::borrow::Cow;
 

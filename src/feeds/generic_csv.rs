@@ -8,7 +8,8 @@
 //! and any record columns, says whether the first row is a header and picks the delimiter.
 //!
 //! Blank lines and lines starting with `#` are skipped. Fields may be quoted (`"a, b"`,
-//! `""` for a quote) but a quoted field cannot span lines.
+//! `""` for a quote), and a quoted field may span lines: the record is read whole and
+//! numbered by its first line.
 
 use std::fmt;
 use std::str::FromStr;
@@ -214,6 +215,10 @@ impl GenericCsvParser {
 }
 
 impl LineParser for GenericCsvParser {
+    fn csv_delimiter(&self) -> Option<u8> {
+        Some(self.delimiter)
+    }
+
     fn parse(&mut self, line: &str) -> Result<Parsed, ParseError> {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {

@@ -36,19 +36,34 @@ impl Container {
     ///
     /// When reading or seeking fails.
     pub(crate) fn sniff(file: &mut File) -> io::Result<Container> {
+        let (container, _) = Container::peek(&mut *file)?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(container)
+    }
+
+    /// Reads the first bytes of a stream that cannot seek (a pipe, standard input) and
+    /// returns them with what they say: the caller reads them again before the rest.
+    ///
+    /// # Errors
+    ///
+    /// When reading fails.
+    pub(crate) fn peek(reader: &mut dyn Read) -> io::Result<(Container, Vec<u8>)> {
         let mut magic = [0u8; 16];
         let mut len = 0;
         while len < magic.len() {
-            match file.read(&mut magic[len..]) {
+            match reader.read(&mut magic[len..]) {
                 Ok(0) => break,
                 Ok(n) => len += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        file.seek(SeekFrom::Start(0))?;
-        let magic = &magic[..len];
-        Ok(if magic.starts_with(&[0x1f, 0x8b]) {
+        Ok((Container::of(&magic[..len]), magic[..len].to_vec()))
+    }
+
+    /// What the first bytes of a file say it is.
+    fn of(magic: &[u8]) -> Container {
+        if magic.starts_with(&[0x1f, 0x8b]) {
             Container::Gzip
         } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             Container::Zstd
@@ -58,7 +73,7 @@ impl Container {
             Container::Sqlite
         } else {
             Container::Plain
-        })
+        }
     }
 }
 

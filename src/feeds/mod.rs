@@ -1,7 +1,8 @@
 //! Feed readers: one module per format, each turning lines (or rows) into keys and records.
 //!
-//! [`read_feed`] opens a file (plain, gzip, Zstandard or ZIP, told apart by magic bytes: see
-//! `input`), creates the format's [`LineParser`] for it, reads it line by line with bounded
+//! [`read_feed`] opens a file (a regular file only: plain, gzip, Zstandard or ZIP, told
+//! apart by magic bytes: see `input`; [`read_feed_from`] reads a stream such as standard
+//! input, peeking at its first bytes instead of seeking), creates the format's [`LineParser`] for it, reads it line by line with bounded
 //! memory (a line longer than [`MAX_LINE`] is skipped and reported, never buffered whole),
 //! and adds what each line yields to a [`SnapshotBuilder`]. A parser is created per feed
 //! because some formats carry state from line to line: the CSV exports name their columns
@@ -293,6 +294,12 @@ pub trait LineParser: fmt::Debug {
     fn default_verdict(&self) -> Option<Verdict> {
         None
     }
+
+    /// For CSV formats, the field delimiter: a quoted field may then span lines, and
+    /// [`parse`](Self::parse) is handed whole records (see [`LineReader::next_record`]).
+    fn csv_delimiter(&self) -> Option<u8> {
+        None
+    }
 }
 
 /// Creates the parser for a feed. `path` is the feed's file name, whose extension matters
@@ -376,17 +383,7 @@ pub fn read_feed(
     options: &FeedOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<FeedReport> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(Error::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "is a directory, not a feed file",
-            ),
-        ));
-    }
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let (mut file, meta) = open_regular_file(path)?;
     let container = Container::sniff(&mut file).map_err(|e| Error::io(path, e))?;
     let fail = |line: u64, reason: &str| Error::Feed {
         path: path.display().to_string(),
@@ -400,7 +397,7 @@ pub fn read_feed(
         path: path.display().to_string(),
         ..FeedReport::default()
     };
-    let mut info = FeedInfo {
+    let info = FeedInfo {
         source,
         format: options.format.name().into(),
         verdict: options.verdict.unwrap_or(options.format.default_verdict()),
@@ -451,6 +448,114 @@ pub fn read_feed(
             "a SQLite database, not a text feed (an NSRL RDS database reads with the nsrl format)",
         ));
     }
+    let (counted, count) = CountingReader::new(file);
+    if container == Container::Zip {
+        let mut archive = zip::ZipArchive::new(counted)
+            .map_err(|e| fail(0, &format!("not a readable ZIP archive: {e}")))?;
+        let index =
+            input::zip_member(&archive).ok_or_else(|| fail(0, "the ZIP archive holds no file"))?;
+        let member = archive
+            .by_index(index)
+            .map_err(|e| fail(0, &format!("cannot read the ZIP member: {e}")))?;
+        let member = input::ExpansionLimit::new(member, Rc::clone(&count), options.max_expansion);
+        return read_text(
+            builder,
+            path,
+            options,
+            report,
+            info,
+            Container::Plain,
+            member,
+            &count,
+            progress,
+        );
+    }
+    read_text(
+        builder, path, options, report, info, container, counted, &count, progress,
+    )
+}
+
+/// Reads one text feed from a stream, such as standard input: like [`read_feed`], but the
+/// compression (gzip or Zstandard) is told from the first bytes without seeking. `name`
+/// names the feed in the report and errors (`-` for standard input) and gives the default
+/// source name. A ZIP archive or an SQLite database (`nsrl`) needs a file, and is refused.
+///
+/// # Errors
+///
+/// As [`read_feed`], and for a ZIP archive, an SQLite database or the `nsrl` format.
+pub fn read_feed_from(
+    builder: &mut SnapshotBuilder,
+    name: &Path,
+    reader: &mut dyn Read,
+    options: &FeedOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<FeedReport> {
+    let fail = |line: u64, reason: &str| Error::Feed {
+        path: name.display().to_string(),
+        line,
+        reason: reason.to_string(),
+    };
+    let (container, magic) = Container::peek(&mut *reader).map_err(|e| Error::io(name, e))?;
+    match container {
+        _ if options.format == FeedFormat::Nsrl => {
+            return Err(fail(
+                0,
+                "the nsrl format reads an SQLite database by random access: give its file, \
+                 not a stream",
+            ))
+        }
+        Container::Zip => {
+            return Err(fail(
+                0,
+                "a ZIP archive cannot be read from a stream: save it to a file first",
+            ))
+        }
+        Container::Sqlite => {
+            return Err(fail(
+                0,
+                "a SQLite database, not a text feed (and a database needs a file, not a stream)",
+            ))
+        }
+        _ => {}
+    }
+    let source = source_name(name, options);
+    let report = FeedReport {
+        source: source.clone(),
+        format: options.format.name().into(),
+        path: name.display().to_string(),
+        ..FeedReport::default()
+    };
+    let info = FeedInfo {
+        source,
+        format: options.format.name().into(),
+        verdict: options.verdict.unwrap_or(options.format.default_verdict()),
+        category: options.category.clone(),
+        r#override: options.r#override,
+    };
+    let (counted, count) = CountingReader::new(std::io::Cursor::new(magic).chain(reader));
+    read_text(
+        builder, name, options, report, info, container, counted, &count, progress,
+    )
+}
+
+/// Reads a text feed, plain or compressed, whose first bytes said `container`.
+#[allow(clippy::too_many_arguments)]
+fn read_text(
+    builder: &mut SnapshotBuilder,
+    path: &Path,
+    options: &FeedOptions,
+    mut report: FeedReport,
+    mut info: FeedInfo,
+    container: Container,
+    counted: impl Read,
+    count: &Rc<std::cell::Cell<u64>>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<FeedReport> {
+    let fail = |line: u64, reason: &str| Error::Feed {
+        path: path.display().to_string(),
+        line,
+        reason: reason.to_string(),
+    };
     let mut parser = line_parser(options, path).map_err(|reason| fail(0, &reason))?;
     if options.verdict.is_none() {
         if let Some(v) = parser.default_verdict() {
@@ -459,7 +564,6 @@ pub fn read_feed(
     }
     info.r#override |= parser.is_override();
     let feed = builder.add_feed(info);
-    let (counted, count) = CountingReader::new(file);
     let mut feed_lines = FeedLines {
         builder,
         feed,
@@ -467,42 +571,79 @@ pub fn read_feed(
         report: &mut report,
         strict: options.strict,
         progress,
-        count: &count,
+        count,
     };
     let outcome = match container {
-        Container::Plain => feed_lines.read(counted),
         Container::Gzip => feed_lines.read(input::ExpansionLimit::new(
             flate2::read::MultiGzDecoder::new(counted),
-            Rc::clone(&count),
+            Rc::clone(count),
             options.max_expansion,
         )),
         Container::Zstd => match zstd::stream::read::Decoder::new(counted) {
             Ok(decoder) => feed_lines.read(input::ExpansionLimit::new(
                 decoder,
-                Rc::clone(&count),
+                Rc::clone(count),
                 options.max_expansion,
             )),
             Err(e) => Err((0, format!("cannot start Zstandard decoding: {e}"))),
         },
-        Container::Zip => {
-            let mut archive = zip::ZipArchive::new(counted)
-                .map_err(|e| fail(0, &format!("not a readable ZIP archive: {e}")))?;
-            let index = input::zip_member(&archive)
-                .ok_or_else(|| fail(0, "the ZIP archive holds no file"))?;
-            let member = archive
-                .by_index(index)
-                .map_err(|e| fail(0, &format!("cannot read the ZIP member: {e}")))?;
-            feed_lines.read(input::ExpansionLimit::new(
-                member,
-                Rc::clone(&count),
-                options.max_expansion,
-            ))
-        }
-        Container::Sqlite => Err((0, "unreachable: SQLite handled above".into())),
+        _ => feed_lines.read(counted),
     };
     outcome.map_err(|(line, reason)| fail(line, &reason))?;
     progress(count.get());
     Ok(report)
+}
+
+/// Opens a feed file, refusing anything but a regular file: a FIFO, a device (`/dev/zero`)
+/// or a socket would make a build wait or read forever. The file is opened without
+/// blocking (a FIFO without a writer would block in `open`) and checked as opened.
+fn open_regular_file(path: &Path) -> Result<(std::fs::File, std::fs::Metadata)> {
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Regular files ignore O_NONBLOCK; it only keeps `open` of a FIFO from waiting.
+        open.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = open.open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        let kind = file_kind(&meta.file_type());
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "is {kind}, not a feed file: feeds are read from regular files \
+                     (or `-` for standard input)"
+                ),
+            ),
+        ));
+    }
+    Ok((file, meta))
+}
+
+/// What a file that is not a regular file is, for messages.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// The state of reading one text feed.
@@ -520,8 +661,13 @@ impl FeedLines<'_> {
     /// Reads every line; on failure, the line number and reason.
     fn read(&mut self, reader: impl Read) -> Result<(), (u64, String)> {
         let mut reader = LineReader::new(reader);
+        let delimiter = self.parser.csv_delimiter();
         loop {
-            let line = match reader.next_line() {
+            let next = match delimiter {
+                Some(d) => reader.next_record(d),
+                None => reader.next_line(),
+            };
+            let line = match next {
                 Ok(Some(l)) => l,
                 Ok(None) => return Ok(()),
                 Err(e) => {
@@ -531,7 +677,7 @@ impl FeedLines<'_> {
                     ))
                 }
             };
-            self.report.lines = line.number;
+            self.report.lines = line.last;
             if line.number % PROGRESS_EVERY == 0 {
                 (self.progress)(self.count.get());
             }

@@ -20,6 +20,10 @@ use crate::{Digest, DigestKind, RecordSpec};
 pub(crate) struct PipRecordParser;
 
 impl LineParser for PipRecordParser {
+    fn csv_delimiter(&self) -> Option<u8> {
+        Some(b',')
+    }
+
     fn parse(&mut self, line: &str) -> Result<Parsed, ParseError> {
         Ok(parse_record_line(line)?)
     }

@@ -28,6 +28,10 @@ impl ThreatFoxParser {
 }
 
 impl LineParser for ThreatFoxParser {
+    fn csv_delimiter(&self) -> Option<u8> {
+        Some(b',')
+    }
+
     fn parse(&mut self, line: &str) -> Result<Parsed, ParseError> {
         let Some(row) = self.table.row(line)? else {
             return Ok(Parsed::Skip);

@@ -31,6 +31,10 @@ impl UrlhausParser {
 }
 
 impl LineParser for UrlhausParser {
+    fn csv_delimiter(&self) -> Option<u8> {
+        Some(b',')
+    }
+
     fn parse(&mut self, line: &str) -> Result<Parsed, ParseError> {
         let online_only = self.online_only;
         let Some(row) = self.table.row(line)? else {

@@ -22,6 +22,10 @@
 //!   more than its size plus one byte is read.
 //! - **The scan goes on.** Unreadable files and directories, and files that vanish, are
 //!   reported as [`ScanEvent::Error`] and counted in [`ScanSummary::errors`].
+//! - **A file is read as the walk saw it.** Without following symlinks, a file is opened
+//!   with `O_NOFOLLOW`, and what was opened must be a regular file with the device and
+//!   inode the walk saw: a file swapped for a symlink (or another file) between the walk and
+//!   the read is reported as changed during the scan, an error, never read through the link.
 //! - **Symlink loops end.** Symlinks are not followed unless asked; when they are, a link back
 //!   to one of its own ancestors (or an ancestor of the scanned path, which would walk it
 //!   again) is reported as [`SkipReason::SymlinkLoop`] and not entered.
@@ -530,7 +534,7 @@ impl Scanner {
     {
         let start = Instant::now();
         let workers = self.worker_count();
-        let (queue, jobs) = sync_channel::<PathBuf>(workers.saturating_mul(QUEUE_PER_THREAD));
+        let (queue, jobs) = sync_channel::<Job>(workers.saturating_mul(QUEUE_PER_THREAD));
         let jobs = Mutex::new(jobs);
         let mut summary = std::thread::scope(|scope| {
             let mut handles = Vec::with_capacity(workers);
@@ -636,23 +640,44 @@ impl Scanner {
                 continue;
             }
             if file_type.is_file() {
-                let path = entry.into_path();
+                // What the walk saw: the read must find the same file. The paths given to
+                // `scan` are followed either way; below them, links only when asked.
+                let seen = match entry.metadata() {
+                    Ok(m) => FileIdentity::of(&m),
+                    Err(e) => {
+                        let path = entry.into_path();
+                        emit(
+                            summary,
+                            ScanEvent::Error {
+                                path,
+                                error: io::Error::from(e),
+                            },
+                        );
+                        continue;
+                    }
+                };
+                let no_follow = !self.follow_symlinks && entry.depth() > 0;
+                let job = Job {
+                    path: entry.into_path(),
+                    seen,
+                    no_follow,
+                };
                 match dispatch {
                     Dispatch::Queue(queue) => {
-                        if let Err(unsent) = queue.send(path) {
+                        if let Err(unsent) = queue.send(job) {
                             // Every worker has gone (only when one panicked): report the
                             // file rather than lose it; the panic is passed on at the join.
                             emit(
                                 summary,
                                 ScanEvent::Error {
-                                    path: unsent.0,
+                                    path: unsent.0.path,
                                     error: io::Error::other("scan worker stopped"),
                                 },
                             );
                         }
                     }
                     Dispatch::Inline(buf) => {
-                        self.scan_file(snapshot, path, buf, &mut |event| emit(summary, event));
+                        self.scan_file(snapshot, job, buf, &mut |event| emit(summary, event));
                     }
                 }
                 continue;
@@ -672,7 +697,7 @@ impl Scanner {
     fn work<'s, S, F>(
         &self,
         snapshot: &'s S,
-        jobs: &Mutex<Receiver<PathBuf>>,
+        jobs: &Mutex<Receiver<Job>>,
         on_event: &F,
     ) -> ScanSummary
     where
@@ -688,8 +713,8 @@ impl Scanner {
                 // is held only around `recv`); stop, and let the join report it.
                 Err(_) => break,
             };
-            let Ok(path) = next else { break };
-            self.scan_file(snapshot, path, &mut buf, &mut |event| {
+            let Ok(job) = next else { break };
+            self.scan_file(snapshot, job, &mut buf, &mut |event| {
                 summary.count(&event);
                 on_event(event);
             });
@@ -702,18 +727,26 @@ impl Scanner {
     fn scan_file<'s, S: DigestSource + ?Sized>(
         &self,
         snapshot: &'s S,
-        path: PathBuf,
+        job: Job,
         buf: &mut [u8],
         emit: &mut dyn FnMut(ScanEvent<'s>),
     ) {
         let mut head = Head::default();
-        let event = match self.read_file(&path, buf, &mut head) {
-            Ok(FileRead::Digests(digests)) => {
+        let path = job.path;
+        let event = match self.read_file(&path, job.seen, job.no_follow, buf, &mut head) {
+            Ok(FileRead::Digests(digests, identity)) => {
                 let hit = lookup_file(snapshot, &digests);
                 let contained = match (&self.archives, archive::archive_kind(head.bytes())) {
-                    (Some(limits), Some(kind)) => {
-                        self.scan_archive(snapshot, &path, kind, digests.size, limits, buf, emit)
-                    }
+                    (Some(limits), Some(kind)) => self.scan_archive(
+                        snapshot,
+                        &path,
+                        (identity, job.no_follow),
+                        kind,
+                        digests.size,
+                        limits,
+                        buf,
+                        emit,
+                    ),
                     _ => None,
                 };
                 ScanEvent::File(ScannedFile {
@@ -736,14 +769,15 @@ impl Scanner {
         &self,
         snapshot: &'s S,
         path: &Path,
+        (seen, no_follow): (Option<FileIdentity>, bool),
         kind: ArchiveKind,
         size: u64,
         limits: &ArchiveLimits,
         buf: &mut [u8],
         emit: &mut dyn FnMut(ScanEvent<'s>),
     ) -> Option<ContainedHit<'s>> {
-        let file = match open_nonblocking(path) {
-            Ok(f) => f,
+        let file = match open_as_walked(path, seen, no_follow) {
+            Ok((f, _)) => f,
             Err(e) => {
                 emit(ScanEvent::ArchiveDamaged {
                     path: path.to_path_buf(),
@@ -788,9 +822,15 @@ impl Scanner {
         best
     }
 
-    fn read_file(&self, path: &Path, buf: &mut [u8], head: &mut Head) -> io::Result<FileRead> {
-        let file = open_nonblocking(path)?;
-        let before = file.metadata()?;
+    fn read_file(
+        &self,
+        path: &Path,
+        seen: Option<FileIdentity>,
+        no_follow: bool,
+        buf: &mut [u8],
+        head: &mut Head,
+    ) -> io::Result<FileRead> {
+        let (file, before) = open_as_walked(path, seen, no_follow)?;
         if !before.is_file() {
             // Replaced by something else since the walk saw it.
             return match special_kind(before.file_type()) {
@@ -817,8 +857,80 @@ impl Scanner {
                 after.len()
             )));
         }
-        Ok(FileRead::Digests(digests))
+        Ok(FileRead::Digests(digests, FileIdentity::of(&before)))
     }
+}
+
+/// A file the walk queued for reading.
+#[derive(Debug)]
+struct Job {
+    path: PathBuf,
+    /// What the walk saw there.
+    seen: Option<FileIdentity>,
+    /// Whether the file must not be opened through a symlink.
+    no_follow: bool,
+}
+
+/// The device and inode of a file (none where the platform has no such thing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    device: u64,
+    inode: u64,
+}
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> Option<FileIdentity> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Some(FileIdentity {
+                device: meta.dev(),
+                inode: meta.ino(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            None
+        }
+    }
+}
+
+/// The error of a file that is not what the walk saw.
+fn changed(path: &Path, what: &str) -> io::Error {
+    io::Error::other(format!(
+        "changed during the scan: {} {what} since the walk saw it; not read",
+        crate::text::escape_path(path)
+    ))
+}
+
+/// Opens a file the walk saw as `seen` (without blocking on FIFOs), with `O_NOFOLLOW` when
+/// `no_follow`, and checks what was opened: a regular file must have the device and inode
+/// the walk saw. Returns the file with its metadata (`fstat` of what was opened); the caller
+/// decides about a file that is no longer regular.
+///
+/// # Errors
+///
+/// When the file cannot be opened, was replaced by a symlink (with `no_follow`) or by
+/// another file.
+fn open_as_walked(
+    path: &Path,
+    seen: Option<FileIdentity>,
+    no_follow: bool,
+) -> io::Result<(File, std::fs::Metadata)> {
+    let file = match open_nonblocking(path, no_follow) {
+        Ok(f) => f,
+        #[cfg(unix)]
+        Err(e) if no_follow && e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(changed(path, "was replaced by a symbolic link"));
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if meta.is_file() && seen.is_some() && FileIdentity::of(&meta) != seen {
+        return Err(changed(path, "is another file (device and inode differ)"));
+    }
+    Ok((file, meta))
 }
 
 /// The first bytes of a file, kept while hashing it to tell an archive by its magic.
@@ -868,14 +980,14 @@ impl<R: Read> Read for HeadCapture<'_, R> {
 
 /// What reading one path gave.
 enum FileRead {
-    Digests(FileDigests),
+    Digests(FileDigests, Option<FileIdentity>),
     Skipped(SkipReason),
 }
 
 /// Where the walk sends regular files.
 enum Dispatch {
     /// To the worker threads.
-    Queue(SyncSender<PathBuf>),
+    Queue(SyncSender<Job>),
     /// Read on the walking thread, with this buffer.
     Inline(Vec<u8>),
 }
@@ -912,13 +1024,64 @@ fn is_broken_symlink(path: &Path, error: &walkdir::Error) -> bool {
 }
 
 /// Opens a file for reading without blocking on FIFOs or acquiring a terminal.
-fn open_nonblocking(path: &Path) -> io::Result<File> {
+/// With `no_follow`, a symlink as the last component is not followed (`O_NOFOLLOW`).
+fn open_nonblocking(path: &Path, no_follow: bool) -> io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+        let nofollow = if no_follow { libc::O_NOFOLLOW } else { 0 };
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | nofollow);
     }
+    #[cfg(not(unix))]
+    let _ = no_follow;
     options.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file replaced by a symlink to an outside file between the walk and the read is
+    /// reported as changed, not read through the link; one replaced by another file too.
+    #[cfg(unix)]
+    #[test]
+    fn a_file_swapped_after_the_walk_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("secret");
+        std::fs::write(&secret, "outside").unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "inside").unwrap();
+        let walked = std::fs::symlink_metadata(&path).unwrap();
+        let seen = FileIdentity::of(&walked);
+        assert!(open_as_walked(&path, seen, true).is_ok());
+
+        // The walked file stays (so its inode is not reused); a link takes its name.
+        std::fs::rename(&path, dir.path().join("kept")).unwrap();
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        let err = open_as_walked(&path, seen, true).unwrap_err();
+        assert!(err.to_string().contains("changed during the scan"), "{err}");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        // Followed (as asked for with --follow-symlinks), the link leads to another inode.
+        let err = open_as_walked(&path, seen, false).unwrap_err();
+        assert!(err.to_string().contains("another file"), "{err}");
+
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(dir.path().join("b.txt"), "other").unwrap();
+        std::fs::rename(dir.path().join("b.txt"), &path).unwrap();
+        let err = open_as_walked(&path, seen, true).unwrap_err();
+        assert!(err.to_string().contains("another file"), "{err}");
+
+        // Through a scanner: the read reports an error event, never a verdict.
+        let scanner = Scanner::new();
+        let mut head = Head::default();
+        let mut buf = vec![0u8; 4096];
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        assert!(scanner
+            .read_file(&path, seen, true, &mut buf, &mut head)
+            .is_err());
+    }
 }

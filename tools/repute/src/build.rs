@@ -1,6 +1,6 @@
 //! `repute build`: feeds in, one snapshot out.
 
-use repute::text::escape_text;
+use repute::text::{escape_path, escape_text};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use repute::build::BuildPhase;
-use repute::feeds::{read_feed, Column, CsvColumns, FeedFormat, FeedOptions};
+use repute::feeds::{read_feed, read_feed_from, Column, CsvColumns, FeedFormat, FeedOptions};
 use repute::{BuildReport, FeedReport, SnapshotBuilder, Verdict};
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +20,8 @@ use crate::Outcome;
 ///
 /// Each feed is FORMAT:VERDICT:PATH. VERDICT may be empty to take the format's default
 /// (`hashes::bad.txt`): hashes, domains, urls and hosts default to malicious; md5sum,
-/// sha1sum and sha256sum to trusted. PATH is everything after the second colon.
+/// sha1sum and sha256sum to trusted. PATH is everything after the second colon; `-` (or
+/// /dev/stdin) reads standard input, plain or gzip/zstd-compressed (not ZIP or NSRL).
 /// VERDICT `override` marks the feed as an override (allowlist) feed with the format's
 /// default verdict, and `trusted+override` (any verdict) with that verdict: its entries win
 /// over everything they cover (`sha256sum:override:local-allowlist.txt`).
@@ -53,7 +54,8 @@ Examples:
   repute build -o all.snap --feed sha256sum:trusted:SHA256SUMS --feed urls:suspicious:pua-urls.txt
   repute build -o all.snap --manifest feeds.toml --report json
 
-A manifest lists feeds as TOML tables (paths relative to the manifest):
+A manifest lists feeds as TOML tables (paths relative to the manifest, and under its
+directory unless --allow-outside-paths; only regular files are read):
   [[feed]]
   format = \"hashes\"
   path = \"malware-hashes.txt\"
@@ -76,9 +78,14 @@ pub struct BuildArgs {
     /// A feed as FORMAT:VERDICT:PATH (repeatable).
     #[arg(long = "feed", value_name = "FORMAT:VERDICT:PATH")]
     feeds: Vec<String>,
-    /// A TOML manifest listing feeds.
+    /// A TOML manifest listing feeds. Its paths are relative to the manifest and must stay
+    /// under the manifest's directory (after resolving `..` and symlinks).
     #[arg(long, value_name = "FEEDS.toml")]
     manifest: Option<PathBuf>,
+    /// Let manifest paths name files outside the manifest's directory (absolute paths,
+    /// `..`, symlinks that lead out).
+    #[arg(long)]
+    allow_outside_paths: bool,
     /// Fail on the first malformed line instead of skipping it.
     #[arg(long)]
     strict: bool,
@@ -305,7 +312,37 @@ fn parse_feed_arg(arg: &str, strict: bool) -> Result<FeedSpec> {
     })
 }
 
-fn read_manifest(path: &Path, strict: bool) -> Result<Vec<FeedSpec>> {
+/// Resolves a manifest's feed path against the manifest's directory `base`; unless
+/// `allow_outside`, the file it names (after `..` and symlinks) must be under `base`.
+fn confine(base: &Path, feed: &Path, allow_outside: bool) -> Result<PathBuf> {
+    let joined = base.join(feed);
+    if allow_outside {
+        return Ok(joined);
+    }
+    let dir = if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    };
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve the manifest's directory {}", base.display()))?;
+    let real = joined
+        .canonicalize()
+        .with_context(|| format!("path {}", escape_path(feed)))?;
+    if !real.starts_with(&dir) {
+        bail!(
+            "path {} resolves to {}, outside the manifest's directory {}; refusing to read it \
+             (--allow-outside-paths allows it)",
+            escape_path(feed),
+            escape_path(&real),
+            escape_path(&dir)
+        );
+    }
+    Ok(joined)
+}
+
+fn read_manifest(path: &Path, strict: bool, allow_outside: bool) -> Result<Vec<FeedSpec>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read manifest {}", path.display()))?;
     let manifest: Manifest =
@@ -329,13 +366,20 @@ fn read_manifest(path: &Path, strict: bool) -> Result<Vec<FeedSpec>> {
         if let Some(columns) = f.columns {
             options.columns = Some(columns.into_columns().with_context(at)?);
         }
+        let feed_path = confine(base, &f.path, allow_outside).with_context(at)?;
         specs.push(FeedSpec {
-            path: base.join(f.path),
+            path: feed_path,
             options,
             min_records: f.min_records,
         });
     }
     Ok(specs)
+}
+
+/// Whether a feed path names standard input: `-`, or `/dev/stdin` (often a pipe, which
+/// cannot be read as a file).
+fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-") || path == Path::new("/dev/stdin")
 }
 
 fn created_time(arg: Option<i64>) -> Result<i64> {
@@ -365,7 +409,7 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
     repute::build::publish::remove_on_signals();
     let mut specs: Vec<FeedSpec> = Vec::new();
     if let Some(m) = &args.manifest {
-        specs.extend(read_manifest(m, args.strict)?);
+        specs.extend(read_manifest(m, args.strict, args.allow_outside_paths)?);
     }
     for f in &args.feeds {
         specs.push(parse_feed_arg(f, args.strict)?);
@@ -422,19 +466,29 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
         } else {
             ProgressBar::hidden()
         };
-        let report = read_feed(&mut builder, &spec.path, &spec.options, &mut |bytes| {
-            bar.set_position(bytes)
-        })
+        let mut progress = |bytes| bar.set_position(bytes);
+        let report = if is_stdin(&spec.path) {
+            let mut stdin = std::io::stdin().lock();
+            let name = Path::new("-");
+            read_feed_from(&mut builder, name, &mut stdin, &spec.options, &mut progress)
+        } else {
+            read_feed(&mut builder, &spec.path, &spec.options, &mut progress)
+        }
         .with_context(|| format!("feed {}", spec.path.display()))?;
         bar.finish_and_clear();
         // By default a feed must yield at least one key: an empty download, or one whose
         // every line is malformed, must not publish. `min_records = 0` allows it.
         let min = spec.min_records.or(args.min_records).unwrap_or(1);
         if report.keys < min {
+            // The first malformed line often says why (a CSV export without its header).
+            let first = match report.errors.first() {
+                Some((line, reason)) => format!("; line {line}: {reason}"),
+                None => String::new(),
+            };
             bail!(
-                "feed {} yielded {} good records ({} lines, {} malformed), fewer than the \
-                 minimum of {min}; refusing to publish (is the download empty or truncated? \
-                 --min-records 0 or min_records = 0 allows it)",
+                "feed {} yielded {} good records ({} lines, {} malformed{first}), fewer than \
+                 the minimum of {min}; refusing to publish (is the download empty or \
+                 truncated? --min-records 0 or min_records = 0 allows it)",
                 spec.path.display(),
                 report.keys,
                 report.lines,
@@ -524,14 +578,8 @@ fn print_text_report(
             f.skipped
         )?;
         for (line, reason) in &f.errors {
-            // A reason quotes the feed's line: escape it, as every feed text.
-            writeln!(
-                err,
-                "    {}:{}: {}",
-                escape_text(&f.path),
-                line,
-                escape_text(reason)
-            )?;
+            // A reason quotes the feed's line: the library escaped and capped it.
+            writeln!(err, "    {}:{}: {}", escape_text(&f.path), line, reason)?;
         }
         if f.malformed > f.errors.len() as u64 {
             writeln!(

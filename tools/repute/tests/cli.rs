@@ -600,7 +600,8 @@ fn real_feed_formats_from_the_command_line_and_manifest() {
         "{report}"
     );
 
-    // A generic CSV needs its columns named, which only a manifest can do.
+    // A generic CSV needs its columns named, which only a manifest can do. (The samples are
+    // outside the manifest's directory.)
     std::fs::write(
         p.join("csv.toml"),
         format!(
@@ -619,6 +620,7 @@ fn real_feed_formats_from_the_command_line_and_manifest() {
             "csv.snap",
             "--manifest",
             "csv.toml",
+            "--allow-outside-paths",
             "--report",
             "json",
         ],

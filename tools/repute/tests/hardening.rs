@@ -247,3 +247,214 @@ fn terminated_builds_remove_their_temporary_files() {
         }
     }
 }
+
+/// Runs `repute build` on a manifest with a timeout: a build that hangs is a failure.
+fn build_with_timeout(dir: &Path, args: &[&str]) -> Output {
+    let mut child = repute(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("repute {args:?} did not finish");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn manifest_paths_stay_under_the_manifest_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let feeds = p.join("feeds");
+    std::fs::create_dir(&feeds).unwrap();
+    std::fs::write(feeds.join("bad.txt"), format!("{EICAR_MD5}\n")).unwrap();
+    std::fs::write(p.join("outside.txt"), "secret-line-from-outside\n").unwrap();
+    std::os::unix::fs::symlink(p.join("outside.txt"), feeds.join("link.txt")).unwrap();
+    let manifest = |path: &str| {
+        std::fs::write(
+            feeds.join("m.toml"),
+            format!(
+                "[[feed]]\nformat = \"hashes\"\npath = \"bad.txt\"\n\n\
+                 [[feed]]\nformat = \"hashes\"\npath = {path:?}\nmin_records = 0\n"
+            ),
+        )
+        .unwrap();
+    };
+    let outside = p.join("outside.txt").display().to_string();
+    for path in [
+        "../outside.txt",
+        outside.as_str(),
+        "link.txt",
+        "/etc/passwd",
+    ] {
+        manifest(path);
+        let args = ["build", "-o", "s.snap", "--manifest", "feeds/m.toml"];
+        let o = build_with_timeout(p, &args);
+        assert_eq!(o.status.code(), Some(2), "{path}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("outside the manifest's directory"),
+            "{path}: {}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("secret-line"), "{}", stderr(&o));
+        assert!(!p.join("s.snap").exists());
+    }
+    // Allowed on request; the outside file's line is only an excerpt, escaped and capped.
+    std::fs::write(
+        p.join("outside.txt"),
+        format!("\x1b[31m{}\n", "x".repeat(10_000)),
+    )
+    .unwrap();
+    manifest("../outside.txt");
+    let o = build_with_timeout(
+        p,
+        &[
+            "build",
+            "-o",
+            "s.snap",
+            "--manifest",
+            "feeds/m.toml",
+            "--allow-outside-paths",
+            "--report",
+            "json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let reason = report["feeds"][1]["errors"][0][1].as_str().unwrap();
+    assert!(reason.len() <= 200, "{reason}");
+    assert!(
+        !reason.contains('\x1b') && reason.contains("\\x1B"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn feeds_must_be_regular_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("bad.txt"), format!("{EICAR_MD5}\n")).unwrap();
+    let fifo = p.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for feed in ["hashes::fifo", "hashes::/dev/zero"] {
+        let o = build_with_timeout(
+            p,
+            &[
+                "build",
+                "-o",
+                "s.snap",
+                "--feed",
+                "hashes::bad.txt",
+                "--feed",
+                feed,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(2), "{feed}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("not a feed file"),
+            "{feed}: {}",
+            stderr(&o)
+        );
+    }
+    std::fs::write(
+        p.join("m.toml"),
+        "[[feed]]\nformat = \"hashes\"\npath = \"fifo\"\n",
+    )
+    .unwrap();
+    let o = build_with_timeout(p, &["build", "-o", "s.snap", "--manifest", "m.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("FIFO"), "{}", stderr(&o));
+}
+
+/// Runs `repute` with `input` on its standard input (a pipe).
+fn run_with_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = repute(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    o
+}
+
+#[test]
+fn header_less_exports_fail_naming_the_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("nohdr.csv"),
+        format!("\"2026-11-29 06:58:41\", \"{}\"\n", "ab".repeat(32)),
+    )
+    .unwrap();
+    let o = run(
+        p,
+        &[
+            "build",
+            "-o",
+            "s.snap",
+            "--feed",
+            "malwarebazaar::nohdr.csv",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("feed nohdr.csv"), "{err}");
+    assert!(err.contains("no header line"), "{err}");
+    assert!(err.contains("abuse.ch export?"), "{err}");
+    assert!(!p.join("s.snap").exists());
+}
+
+#[test]
+fn feeds_read_from_standard_input_plain_or_compressed() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let text = format!("{EICAR_MD5}\n{}\n", "ab".repeat(32));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let zst = zstd::encode_all(text.as_bytes(), 3).unwrap();
+    for (feed, input) in [
+        ("hashes::-", text.as_bytes()),
+        ("hashes::/dev/stdin", text.as_bytes()),
+        ("hashes::-", &gz[..]),
+        ("hashes::/dev/stdin", &zst[..]),
+    ] {
+        let o = run_with_stdin(
+            p,
+            &["build", "-o", "s.snap", "--feed", feed, "--report", "json"],
+            input,
+        );
+        assert_eq!(o.status.code(), Some(0), "{feed}: {}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(report["feeds"][0]["keys"], 2, "{feed}: {report}");
+        assert_eq!(report["feeds"][0]["path"], "-", "{feed}: {report}");
+        let o = run(p, &["lookup", "s.snap", EICAR_MD5]);
+        assert_eq!(o.status.code(), Some(1), "{feed}: {}", stdout(&o));
+    }
+    // A ZIP archive needs a file.
+    let o = run_with_stdin(
+        p,
+        &["build", "-o", "z.snap", "--feed", "malwarebazaar::-"],
+        b"PK\x03\x04rest",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("save it to a file"), "{}", stderr(&o));
+}
