@@ -234,7 +234,7 @@ pub(crate) trait Overlay<T> {
     /// Asks for the cache lines [`Overlay::decide`] will read for a key of this hash.
     fn prefetch(&self, hash: KeyHash);
     /// The answer of the layers above, or `None` when none of them knows the key.
-    fn decide(&self, probe: &DigestProbe) -> Option<T>;
+    fn decide(&self, kind: DigestKind, fingerprint: u128, hash: KeyHash) -> Option<T>;
 }
 
 /// No layers above: the snapshot alone answers.
@@ -245,7 +245,7 @@ impl<T> Overlay<T> for NoOverlay {
     #[inline(always)]
     fn prefetch(&self, _: KeyHash) {}
     #[inline(always)]
-    fn decide(&self, _: &DigestProbe) -> Option<T> {
+    fn decide(&self, _: DigestKind, _: u128, _: KeyHash) -> Option<T> {
         None
     }
 }
@@ -779,27 +779,22 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                 let mut decided = 0u32;
                 for i in 0..group.len {
                     let kind = group.kinds[i] as usize % 3;
-                    if O::ACTIVE || group.filtered {
-                        let probe = DigestProbe {
-                            kind: DigestKind::ALL[kind],
-                            fingerprint: group.fps[i],
-                            filter: FilterProbe::new(group.hashes[i]),
-                        };
-                        if let Some(answer) = overlay.decide(&probe) {
+                    if O::ACTIVE {
+                        let answer =
+                            overlay.decide(DigestKind::ALL[kind], group.fps[i], group.hashes[i]);
+                        if let Some(answer) = answer {
                             out[at + i] = answer;
                             decided |= 1 << i;
                             continue;
                         }
-                        if group.filtered {
-                            if filter.may_contain_probe(&probe.filter) {
-                                live |= 1 << i;
-                                prefetch(tables[kind].index_ptr(group.fps[i]));
-                            }
-                            continue;
-                        }
                     }
-                    // Bypassing the filter: the index entry was prefetched in stage 1.
-                    live |= 1 << i;
+                    if !group.filtered {
+                        // Bypassing the filter: the index entry was prefetched in stage 1.
+                        live |= 1 << i;
+                    } else if filter.may_contain(group.hashes[i]) {
+                        live |= 1 << i;
+                        prefetch(tables[kind].index_ptr(group.fps[i]));
+                    }
                 }
                 group.live = live;
                 group.decided = decided;

@@ -265,10 +265,15 @@ impl Overlay<Option<Found>> for DeltaOverlay<'_> {
     }
 
     #[inline(always)]
-    fn decide(&self, probe: &DigestProbe) -> Option<Option<Found>> {
-        if !self.any.may_contain_probe(&probe.filter) {
+    fn decide(&self, kind: DigestKind, fingerprint: u128, hash: KeyHash) -> Option<Option<Found>> {
+        if !self.any.may_contain(hash) {
             return None;
         }
+        let probe = &DigestProbe {
+            kind,
+            fingerprint,
+            filter: FilterProbe::new(hash),
+        };
         for (i, filter) in self.filters[..self.count].iter().enumerate().rev() {
             if !filter.may_contain_probe(&probe.filter) {
                 continue;
@@ -301,8 +306,8 @@ pub struct View {
 /// A filter over every digest key (listed or tombstone) of a view's deltas, built with the
 /// view from their tables: a key it rejects is in no delta, so an unknown key costs one
 /// word of it (small, and in cache) whatever the number of deltas, and only the keys it
-/// passes are asked of each delta's own filter. It takes the [`FilterProbe`] the layers'
-/// filters take.
+/// passes are asked of each delta's own filter. It takes the [`KeyHash`] the layers' filters
+/// take.
 struct DeltaDigests {
     filter: WordBloom,
 }
@@ -329,7 +334,7 @@ impl DeltaDigests {
         let mut filter = WordBloom::new(keys, DEFAULT_BITS_PER_KEY);
         for (kind, table) in tables() {
             for (fp, _) in table.iter() {
-                filter.insert(&FilterProbe::new(fingerprint_hash(kind, fp)));
+                filter.insert(fingerprint_hash(kind, fp));
             }
         }
         DeltaDigests { filter }
@@ -422,7 +427,7 @@ impl View {
     pub fn lookup_digest(&self, digest: &Digest) -> Option<Record<'_>> {
         let probe = DigestProbe::new(digest);
         let deltas = match &self.delta_digests {
-            Some(any) if any.filter.may_contain_probe(&probe.filter) => &self.layers[1..],
+            Some(any) if any.filter.may_contain(probe.filter.hash()) => &self.layers[1..],
             _ => &[],
         };
         for layer in deltas.iter().rev() {
