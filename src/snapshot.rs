@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::digest::{FingerprintTable, TableParams};
-use crate::filter::{prefetch, BlockedBloom, KeyHash};
+use crate::filter::{prefetch, BlockedBloom, FilterProbe, KeyHash};
 use crate::format::{Layout, RecordTable, SectionKind, SectionRef, StringTable};
 use crate::url::{
     expression_hash, key_expression, CanonicalUrl, Canonicalizer, Expressions, UrlTable,
@@ -33,6 +33,8 @@ struct Group {
     filtered: bool,
     /// Bit `i`: key `i` passed the filter.
     live: u32,
+    /// Bit `i`: the layers above decided key `i` (its answer is written already).
+    decided: u32,
     ranges: [(usize, usize); BATCH],
 }
 
@@ -44,6 +46,7 @@ impl Group {
         kinds: [0; BATCH],
         filtered: true,
         live: 0,
+        decided: 0,
         ranges: [(0, 0); BATCH],
     };
 }
@@ -121,6 +124,9 @@ struct Sections {
     record_body: Span,
     record_count: u32,
     tables: [Option<TableParts>; 3],
+    /// A delta's tombstone tables, per digest kind (`None` in a whole snapshot, and for a
+    /// table whose header does not parse, which [`Snapshot::verify`] then refuses).
+    removed: [Option<TableParts>; 3],
     urls: Option<SectionRef>,
     metadata: SectionRef,
 }
@@ -162,6 +168,87 @@ fn required(layout: &Layout, kind: SectionKind) -> Result<SectionRef> {
 }
 
 const TABLE_KINDS: [SectionKind; 3] = [SectionKind::Md5, SectionKind::Sha1, SectionKind::Sha256];
+const REMOVED_KINDS: [SectionKind; 3] = [
+    SectionKind::Md5Removed,
+    SectionKind::Sha1Removed,
+    SectionKind::Sha256Removed,
+];
+
+/// The parts of one fingerprint table section, when it parses.
+fn table_parts(bytes: &[u8], kind: SectionKind, section: SectionRef) -> Result<TableParts> {
+    let t = FingerprintTable::parse(kind.name(), &bytes[section.range()])?;
+    let (index, fingerprints, ids) = t.parts();
+    Ok(TableParts {
+        index: span_of(bytes, index),
+        fingerprints: span_of(bytes, fingerprints),
+        ids: span_of(bytes, ids),
+        params: t.params(),
+    })
+}
+
+/// One digest of a batch or layered lookup, reduced once to what every probe needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DigestProbe {
+    pub(crate) kind: DigestKind,
+    pub(crate) fingerprint: u128,
+    pub(crate) filter: FilterProbe,
+}
+
+impl DigestProbe {
+    #[inline(always)]
+    pub(crate) fn new(digest: &Digest) -> DigestProbe {
+        let fingerprint = digest.fingerprint();
+        let kind = digest.kind();
+        DigestProbe {
+            kind,
+            fingerprint,
+            filter: FilterProbe::new(crate::digest::fingerprint_hash(kind, fingerprint)),
+        }
+    }
+}
+
+/// One output slot of a batched lookup ([`Snapshot::lookup_digests_over`]).
+pub(crate) trait BatchSlot: Copy {
+    /// The slot for the snapshot's own answer.
+    fn from_snapshot(id: Option<RecordId>) -> Self;
+    /// Whether the slot holds a record (for the filter bypass heuristic).
+    fn is_found(&self) -> bool;
+}
+
+impl BatchSlot for Option<RecordId> {
+    #[inline(always)]
+    fn from_snapshot(id: Option<RecordId>) -> Self {
+        id
+    }
+    #[inline(always)]
+    fn is_found(&self) -> bool {
+        self.is_some()
+    }
+}
+
+/// Layers above a snapshot in a batched lookup: they see each key first, and a layer that
+/// lists it or holds a tombstone for it decides.
+pub(crate) trait Overlay<T> {
+    /// Whether there are layers above at all (`false` compiles their steps away).
+    const ACTIVE: bool;
+    /// Asks for the cache lines [`Overlay::decide`] will read for a key of this hash.
+    fn prefetch(&self, hash: KeyHash);
+    /// The answer of the layers above, or `None` when none of them knows the key.
+    fn decide(&self, kind: DigestKind, fingerprint: u128, hash: KeyHash) -> Option<T>;
+}
+
+/// No layers above: the snapshot alone answers.
+pub(crate) struct NoOverlay;
+
+impl<T> Overlay<T> for NoOverlay {
+    const ACTIVE: bool = false;
+    #[inline(always)]
+    fn prefetch(&self, _: KeyHash) {}
+    #[inline(always)]
+    fn decide(&self, _: DigestKind, _: u128, _: KeyHash) -> Option<T> {
+        None
+    }
+}
 
 impl Snapshot<Vec<u8>> {
     /// Reads a snapshot file into memory and opens it.
@@ -333,14 +420,15 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         let mut tables = [None, None, None];
         for (slot, kind) in tables.iter_mut().zip(TABLE_KINDS) {
             if let Some(s) = layout.section(kind) {
-                let t = FingerprintTable::parse(kind.name(), &bytes[s.range()])?;
-                let (index, fingerprints, ids) = t.parts();
-                *slot = Some(TableParts {
-                    index: span_of(bytes, index),
-                    fingerprints: span_of(bytes, fingerprints),
-                    ids: span_of(bytes, ids),
-                    params: t.params(),
-                });
+                *slot = Some(table_parts(bytes, kind, s)?);
+            }
+        }
+        let mut removed = [None, None, None];
+        if layout.flags & crate::format::FLAG_DELTA != 0 {
+            for (slot, kind) in removed.iter_mut().zip(REMOVED_KINDS) {
+                *slot = layout
+                    .section(kind)
+                    .and_then(|s| table_parts(bytes, kind, s).ok());
             }
         }
         let urls = layout.section(SectionKind::Urls);
@@ -353,6 +441,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             record_body: span_of(bytes, records.body()),
             record_count: records.len(),
             tables,
+            removed,
             urls,
             metadata,
         };
@@ -404,24 +493,41 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     }
 
     #[inline]
-    fn filter(&self) -> BlockedBloom<'_> {
+    pub(crate) fn filter(&self) -> BlockedBloom<'_> {
         let s = &self.sections;
         BlockedBloom::from_parts(slice(self.data.as_ref(), s.filter_body), s.filter_blocks)
     }
 
     #[inline]
     fn table(&self, i: usize) -> FingerprintTable<'_> {
+        self.table_from(&self.sections.tables, TABLE_KINDS, i)
+    }
+
+    #[inline]
+    fn table_from(
+        &self,
+        parts: &[Option<TableParts>; 3],
+        kinds: [SectionKind; 3],
+        i: usize,
+    ) -> FingerprintTable<'_> {
         let bytes = self.data.as_ref();
-        match self.sections.tables.get(i).copied().flatten() {
+        match parts.get(i).copied().flatten() {
             Some(t) => FingerprintTable::from_parts(
-                TABLE_KINDS[i % 3].name(),
+                kinds[i % 3].name(),
                 slice(bytes, t.index),
                 slice(bytes, t.fingerprints),
                 slice(bytes, t.ids),
                 t.params,
             ),
-            None => FingerprintTable::empty(TABLE_KINDS[i % 3].name()),
+            None => FingerprintTable::empty(kinds[i % 3].name()),
         }
+    }
+
+    /// A delta's tombstone table of one digest kind (empty in a whole snapshot, or when the
+    /// delta removes no digest of that kind), rebuilt from the parts taken at open.
+    #[inline]
+    pub(crate) fn removed_table(&self, kind: DigestKind) -> FingerprintTable<'_> {
+        self.table_from(&self.sections.removed, REMOVED_KINDS, kind.index())
     }
 
     #[inline]
@@ -565,12 +671,6 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         self.filter().may_contain(digest.key_hash())
     }
 
-    /// Whether the filter lets a key hash through (digest or URL expression).
-    #[inline]
-    pub(crate) fn filter_may_contain_hash(&self, hash: KeyHash) -> bool {
-        self.filter().may_contain(hash)
-    }
-
     /// Looks up one digest. Never allocates.
     #[inline(always)]
     pub fn lookup_digest(&self, digest: &Digest) -> Option<Record<'_>> {
@@ -581,6 +681,15 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             .table(digest.kind().index())
             .find(digest.fingerprint())?;
         Record::new(id, &self.records(), self.strings())
+    }
+
+    /// The record id of a digest already reduced to a probe: filter, then table.
+    #[inline(always)]
+    pub(crate) fn find_probe(&self, probe: &DigestProbe) -> Option<RecordId> {
+        if !self.filter().may_contain_probe(&probe.filter) {
+            return None;
+        }
+        self.table(probe.kind.index()).find(probe.fingerprint)
     }
 
     /// Looks up many digests, writing `out[i]` for `digests[i]`. Never allocates.
@@ -602,6 +711,23 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     ///
     /// When `out` is shorter than `digests`.
     pub fn lookup_digests(&self, digests: &[Digest], out: &mut [Option<RecordId>]) {
+        self.lookup_digests_over(digests, &NoOverlay, out);
+    }
+
+    /// [`Snapshot::lookup_digests`] below layers that see each key first: in the pipeline's
+    /// second stage `overlay` decides a key or leaves it to this snapshot (its filter blocks
+    /// are prefetched in the first stage, with this snapshot's).
+    ///
+    /// # Panics
+    ///
+    /// When `out` is shorter than `digests`.
+    #[inline(always)]
+    pub(crate) fn lookup_digests_over<T: BatchSlot, O: Overlay<T>>(
+        &self,
+        digests: &[Digest],
+        overlay: &O,
+        out: &mut [T],
+    ) {
         assert!(
             out.len() >= digests.len(),
             "output slice shorter than input"
@@ -618,13 +744,15 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                 let at = g * BATCH;
                 let mut found = 0usize;
                 for (i, slot) in out[at..at + group.len].iter_mut().enumerate() {
-                    *slot = if group.live & (1 << i) != 0 {
-                        let (start, end) = group.ranges[i];
-                        tables[group.kinds[i] as usize % 3].find_in(group.fps[i], start, end)
-                    } else {
-                        None
-                    };
-                    found += usize::from(slot.is_some());
+                    if group.decided & (1 << i) == 0 {
+                        *slot = T::from_snapshot(if group.live & (1 << i) != 0 {
+                            let (start, end) = group.ranges[i];
+                            tables[group.kinds[i] as usize % 3].find_in(group.fps[i], start, end)
+                        } else {
+                            None
+                        });
+                    }
+                    found += usize::from(slot.is_found());
                 }
                 bypass = if bypass {
                     found * 4 >= group.len
@@ -642,23 +770,34 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                     }
                 }
             }
-            // Stage 2: test the filter, prefetch the index entries of the keys it passes.
+            // Stage 2: let the overlay decide what it can (writing those answers), test the
+            // filter, prefetch the index entries of the keys it passes.
             if let Some(g) = step.checked_sub(LAG).filter(|g| *g < groups) {
                 let group = &mut ring[g % STAGES];
-                if group.filtered {
-                    let mut live = 0u32;
-                    for i in 0..group.len {
-                        if filter.may_contain(group.hashes[i]) {
-                            live |= 1 << i;
-                            let table = &tables[group.kinds[i] as usize % 3];
-                            prefetch(table.index_ptr(group.fps[i]));
+                let at = g * BATCH;
+                let mut live = 0u32;
+                let mut decided = 0u32;
+                for i in 0..group.len {
+                    let kind = group.kinds[i] as usize % 3;
+                    if O::ACTIVE {
+                        let answer =
+                            overlay.decide(DigestKind::ALL[kind], group.fps[i], group.hashes[i]);
+                        if let Some(answer) = answer {
+                            out[at + i] = answer;
+                            decided |= 1 << i;
+                            continue;
                         }
                     }
-                    group.live = live;
-                } else {
-                    // Index entries were prefetched in stage 1.
-                    group.live = u32::MAX >> (32 - group.len.max(1));
+                    if !group.filtered {
+                        // Bypassing the filter: the index entry was prefetched in stage 1.
+                        live |= 1 << i;
+                    } else if filter.may_contain(group.hashes[i]) {
+                        live |= 1 << i;
+                        prefetch(tables[kind].index_ptr(group.fps[i]));
+                    }
                 }
+                group.live = live;
+                group.decided = decided;
             }
             // Stage 1, the newest group: hash the keys and prefetch their filter blocks (or,
             // bypassing the filter, their bucket index entries).
@@ -672,12 +811,16 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                     let fp = d.fingerprint();
                     group.fps[i] = fp;
                     group.kinds[i] = d.kind().index() as u8;
-                    if bypass {
-                        prefetch(tables[d.kind().index()].index_ptr(fp));
-                    } else {
+                    if O::ACTIVE || !bypass {
                         let hash = crate::digest::fingerprint_hash(d.kind(), fp);
                         group.hashes[i] = hash;
-                        prefetch(filter.block_ptr(hash));
+                        overlay.prefetch(hash);
+                        if !bypass {
+                            prefetch(filter.block_ptr(hash));
+                        }
+                    }
+                    if bypass {
+                        prefetch(tables[d.kind().index()].index_ptr(fp));
                     }
                 }
             }

@@ -162,8 +162,84 @@ proptest! {
     }
 }
 
+#[test]
+fn layered_batches_agree_with_the_oracle_at_every_length_and_run() {
+    // Long runs of known keys switch the base's batch pipeline to bypassing its filter, runs
+    // of unknown keys switch it back; keys the deltas add, change and remove sit among them.
+    let base: Set = (0..4000).map(|u| (u, (u % 3) as u8)).collect();
+    let s1 = edit(
+        &base,
+        &(0..200)
+            .map(|i| (i * 7, if i % 2 == 0 { None } else { Some(4) }))
+            .chain((0..100).map(|i| (4000 + i, Some(1))))
+            .collect::<Vec<_>>(),
+    );
+    let s2 = edit(
+        &s1,
+        &(0..100)
+            .map(|i| (4000 + i * 2, None))
+            .chain((0..100).map(|i| (i * 7, Some(5))))
+            .collect::<Vec<_>>(),
+    );
+    let s3 = edit(
+        &s2,
+        &(0..300)
+            .map(|i| (i * 13, if i % 3 == 0 { None } else { Some(2) }))
+            .collect::<Vec<_>>(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (base_path, deltas) = chain(&[base, s1, s2, s3.clone()], dir.path());
+    #[allow(unsafe_code)]
+    // SAFETY: the test's files are not modified while mapped.
+    let engine = unsafe { Engine::open(&base_path, &deltas) }.unwrap();
+    let view = engine.load();
+    let digest = |u: u32| match key(u) {
+        Key::Digest(d) => Some((u, d)),
+        Key::Web(..) => None,
+    };
+    let mut queries: Vec<(u32, Digest)> = Vec::new();
+    for run in 0..8u32 {
+        let keys = if run % 2 == 0 {
+            run * 500..run * 500 + 500
+        } else {
+            10_000 + run * 500..10_000 + run * 500 + 500
+        };
+        queries.extend(keys.filter_map(digest));
+    }
+    queries.extend((0..1500).filter_map(|i| digest(i * 7 % 4100)));
+    let expect = |u: u32| s3.get(&u).map(|v| expected(*v));
+    for len in [0, 1, 15, 16, 17, 63, 64, 65, 300, queries.len()] {
+        let q: Vec<Digest> = queries[..len].iter().map(|(_, d)| *d).collect();
+        let mut out = vec![None; len];
+        view.lookup_digests(&q, &mut out);
+        for ((u, d), found) in queries[..len].iter().zip(&out) {
+            let got = found
+                .and_then(|f| view.record(f))
+                .map(|r| (r.verdict(), r.name().map(str::to_string)));
+            assert_eq!(got, expect(*u), "batch of {len}, key {u}");
+            let single = view
+                .lookup_digest(d)
+                .map(|r| (r.verdict(), r.name().map(str::to_string)));
+            assert_eq!(single, got, "key {u}");
+        }
+    }
+}
+
+/// Open file descriptors of this process.
+#[cfg(target_os = "linux")]
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+/// Memory mappings of this process that name a file under `dir`.
+#[cfg(target_os = "linux")]
+fn mappings_under(dir: &Path) -> usize {
+    let dir = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|line| line.contains(dir.as_str()))
+        .count()
 }
 
 #[test]
@@ -181,6 +257,12 @@ fn lookups_never_fail_while_views_swap() {
         (0..400).map(|u| s.get(&u).map(|v| expected(*v))).collect()
     };
     let (old, new) = (answers(&a), answers(&b));
+    let digest_keys: Vec<(usize, Digest)> = (0..400u32)
+        .filter_map(|u| match key(u) {
+            Key::Digest(d) => Some((u as usize, d)),
+            Key::Web(..) => None,
+        })
+        .collect();
     #[allow(unsafe_code)]
     // SAFETY: the test's files are not modified while mapped.
     let engine = unsafe { Engine::open(&base, &[]) }.unwrap();
@@ -188,26 +270,76 @@ fn lookups_never_fail_while_views_swap() {
     #[allow(unsafe_code)]
     // SAFETY: as above.
     unsafe { engine.swap_files(&base, &deltas) }.unwrap();
-    let fds_before = open_fds();
+    #[cfg(target_os = "linux")]
+    let (fds_before, maps_before) = (open_fds(), mappings_under(dir.path()));
+    #[cfg(target_os = "linux")]
+    assert!(maps_before >= 2, "the base and the delta are mapped");
     let stop = AtomicBool::new(false);
     let lookups = AtomicU64::new(0);
-    const SWAPS: usize = 200;
+    let failures = AtomicU64::new(0);
+    let first_failure = std::sync::Mutex::new(None::<String>);
+    let fail = |what: String| {
+        failures.fetch_add(1, Ordering::Relaxed);
+        first_failure.lock().unwrap().get_or_insert(what);
+    };
+    const UPDATES: usize = 1000;
     std::thread::scope(|scope| {
+        // Two threads looking up one key at a time, one looking up batches.
         for t in 0..2u32 {
-            let (engine, stop, lookups, old, new) = (&engine, &stop, &lookups, &old, &new);
+            let (engine, stop, lookups, old, new, fail) =
+                (&engine, &stop, &lookups, &old, &new, &fail);
             scope.spawn(move || {
                 let mut u = t;
                 while !stop.load(Ordering::Relaxed) {
                     let view = engine.load();
-                    let got = answer(&view, u % 400);
                     let i = (u % 400) as usize;
-                    assert!(got == old[i] || got == new[i], "key {u}: {got:?}");
+                    match view.lookup(&query(i as u32)) {
+                        Ok(hit) => {
+                            let got = hit
+                                .map(|h| (h.record.verdict(), h.record.name().map(str::to_string)));
+                            if got != old[i] && got != new[i] {
+                                fail(format!("key {i}: {got:?}"));
+                            }
+                        }
+                        Err(e) => fail(format!("key {i}: {e}")),
+                    }
                     lookups.fetch_add(1, Ordering::Relaxed);
                     u = u.wrapping_add(7);
                 }
             });
         }
-        for i in 0..SWAPS {
+        let (engine, stop, lookups, old, new, fail, digest_keys) =
+            (&engine, &stop, &lookups, &old, &new, &fail, &digest_keys);
+        scope.spawn(move || {
+            let digests: Vec<Digest> = digest_keys.iter().map(|(_, d)| *d).collect();
+            let mut out = vec![None; digests.len()];
+            while !stop.load(Ordering::Relaxed) {
+                let view = engine.load();
+                view.lookup_digests(&digests, &mut out);
+                // One view answers the whole batch: all old or all new.
+                let got: Vec<_> = out
+                    .iter()
+                    .map(|f| {
+                        f.and_then(|f| view.record(f))
+                            .map(|r| (r.verdict(), r.name().map(str::to_string)))
+                    })
+                    .collect();
+                let all = |set: &[Option<(Verdict, Option<String>)>]| {
+                    digest_keys
+                        .iter()
+                        .zip(&got)
+                        .all(|((i, _), g)| *g == set[*i])
+                };
+                if !all(old) && !all(new) {
+                    fail(format!(
+                        "a batch of sequence {} mixes sets",
+                        view.sequence()
+                    ));
+                }
+                lookups.fetch_add(digests.len() as u64, Ordering::Relaxed);
+            }
+        });
+        for i in 0..UPDATES {
             let d: &[PathBuf] = if i % 2 == 0 { &[] } else { &deltas };
             #[allow(unsafe_code)]
             // SAFETY: the test's files are not modified while mapped.
@@ -215,15 +347,29 @@ fn lookups_never_fail_while_views_swap() {
         }
         stop.store(true, Ordering::Relaxed);
     });
-    assert!(lookups.load(Ordering::Relaxed) > 0);
-    // Other tests in this binary open files at the same time: allow a few, where a leak of
-    // the swapped-out mappings' descriptors would show as about a hundred.
-    let fds_after = open_fds();
-    assert!(
-        fds_after <= fds_before + 8,
-        "descriptors grew: {fds_before} -> {fds_after}"
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "failed lookups, the first: {:?}",
+        first_failure.lock().unwrap()
     );
+    assert!(lookups.load(Ordering::Relaxed) > 0);
     assert_eq!(engine.load().sequence(), 2);
+    #[cfg(target_os = "linux")]
+    {
+        // The readers are gone: every swapped-out view, and its mappings, went with the
+        // last of them. Only the view in force maps the test's files, as before the swaps.
+        assert_eq!(mappings_under(dir.path()), maps_before);
+        // Other tests in this binary open files at the same time: allow a few, where a leak
+        // of the swapped-out layers' descriptors would show as about a thousand.
+        let fds_after = open_fds();
+        assert!(
+            fds_after <= fds_before + 8,
+            "descriptors grew: {fds_before} -> {fds_after}"
+        );
+        drop(engine);
+        assert_eq!(mappings_under(dir.path()), 0);
+    }
 }
 
 #[test]

@@ -116,16 +116,13 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     }
 }
 
-/// The tombstone table of one digest kind in a delta (empty when it has none).
+/// The tombstone table of one digest kind in a delta (empty when it has none), from the
+/// parts [`Snapshot::open`] took.
 pub(crate) fn removed_table<D: AsRef<[u8]>>(
     snapshot: &Snapshot<D>,
     kind: DigestKind,
 ) -> FingerprintTable<'_> {
-    let section = REMOVED[kind.index()];
-    snapshot
-        .section_bytes(section)
-        .and_then(|b| FingerprintTable::parse(section.name(), b).ok())
-        .unwrap_or_else(|| FingerprintTable::empty(section.name()))
+    snapshot.removed_table(kind)
 }
 
 /// The URL tombstone FST of a delta. Only call on a verified snapshot.

@@ -7,6 +7,16 @@
 //! layer with a tombstone for it answers "unknown"; otherwise the next layer down is asked.
 //! Each layer has its own filter, so an unknown key costs one filter probe per layer.
 //!
+//! A key is hashed once per lookup, whatever the number of layers: its fingerprint, filter
+//! hash and filter bit masks serve every layer's probe, and each layer's tables (tombstones
+//! included) are rebuilt from the section parts its snapshot took at open, by slicing
+//! alone. A view also keeps, built with it, one small in-memory filter over every digest
+//! its deltas list or remove: a key it rejects is in no delta, so an unknown key costs that
+//! one probe plus the base's, however many deltas there are. A batched lookup runs the
+//! base's prefetching pipeline once over the whole batch with the deltas seeing each key
+//! first inside it (the deltas' filter word prefetched with the base's filter block); only
+//! the rare key the deltas' filter lets through is asked of each delta.
+//!
 //! The [`Engine`] holds the current view in an [`arc_swap::ArcSwap`]: [`Engine::load`] is a
 //! cheap, lock-free read guard; [`Engine::swap`] replaces the view atomically. A lookup in
 //! flight finishes on the view it loaded; a view (and its memory maps) is dropped when its
@@ -40,9 +50,14 @@ use serde::Serialize;
 pub use policy::{CloudState, Policy};
 use state::{Current, StateDir};
 
-use crate::delta::{removed_table, removed_urls, url_table, DeltaInfo};
+use crate::delta::{removed_urls, url_table, DeltaInfo};
+use crate::digest::fingerprint_hash;
+use crate::filter::{
+    prefetch, BlockedBloom, FilterProbe, KeyHash, WordBloom, DEFAULT_BITS_PER_KEY,
+};
+use crate::snapshot::{BatchSlot, DigestProbe, NoOverlay, Overlay};
 use crate::url::{expression_hash, key_expression, CanonicalUrl, Expressions};
-use crate::{Digest, Error, Hit, Metadata, Query, Record, RecordId, Result, Snapshot};
+use crate::{Digest, DigestKind, Error, Hit, Metadata, Query, Record, RecordId, Result, Snapshot};
 
 /// Most delta layers a view holds; the update tool merges when there would be more.
 pub const MAX_DELTAS: usize = 8;
@@ -196,6 +211,17 @@ pub struct Found {
     pub id: RecordId,
 }
 
+impl BatchSlot for Option<Found> {
+    #[inline(always)]
+    fn from_snapshot(id: Option<RecordId>) -> Self {
+        id.map(|id| Found { layer: 0, id })
+    }
+    #[inline(always)]
+    fn is_found(&self) -> bool {
+        self.is_some()
+    }
+}
+
 /// What one layer says about a key.
 enum Answer {
     Listed(RecordId),
@@ -203,15 +229,117 @@ enum Answer {
     Silent,
 }
 
+/// What a delta layer whose filter let the key through says about it: listed, removed, or
+/// nothing (the filter's false positive).
+#[inline]
+fn delta_answer(delta: &Snapshot<Storage>, probe: &DigestProbe) -> Answer {
+    if let Some(id) = delta.digest_table(probe.kind).find(probe.fingerprint) {
+        return Answer::Listed(id);
+    }
+    if delta
+        .removed_table(probe.kind)
+        .find(probe.fingerprint)
+        .is_some()
+    {
+        return Answer::Removed;
+    }
+    Answer::Silent
+}
+
+/// The delta layers of a view as a batched lookup sees them: the filter of all their keys,
+/// then their own filters, oldest first (`filters[i]` is layer `i + 1`'s), asked newest
+/// first.
+struct DeltaOverlay<'a> {
+    any: &'a WordBloom,
+    filters: [BlockedBloom<'a>; MAX_DELTAS],
+    count: usize,
+    layers: &'a [Arc<Layer>],
+}
+
+impl Overlay<Option<Found>> for DeltaOverlay<'_> {
+    const ACTIVE: bool = true;
+
+    #[inline(always)]
+    fn prefetch(&self, hash: KeyHash) {
+        prefetch(self.any.word_ptr(hash));
+    }
+
+    #[inline(always)]
+    fn decide(&self, kind: DigestKind, fingerprint: u128, hash: KeyHash) -> Option<Option<Found>> {
+        if !self.any.may_contain(hash) {
+            return None;
+        }
+        let probe = &DigestProbe {
+            kind,
+            fingerprint,
+            filter: FilterProbe::new(hash),
+        };
+        for (i, filter) in self.filters[..self.count].iter().enumerate().rev() {
+            if !filter.may_contain_probe(&probe.filter) {
+                continue;
+            }
+            let layer = i + 1;
+            match delta_answer(&self.layers.get(layer)?.snapshot, probe) {
+                Answer::Listed(id) => {
+                    return Some(Some(Found {
+                        layer: layer as u32,
+                        id,
+                    }))
+                }
+                Answer::Removed => return Some(None),
+                Answer::Silent => {}
+            }
+        }
+        None
+    }
+}
+
 /// A verified stack of layers: the base, then deltas oldest first.
 #[derive(Debug)]
 pub struct View {
     layers: Vec<Arc<Layer>>,
     current: Option<Current>,
+    /// Every digest the deltas list or remove, `None` without deltas.
+    delta_digests: Option<DeltaDigests>,
 }
 
-/// Digests per chunk of a batched lookup through several layers.
-const CHUNK: usize = 256;
+/// A filter over every digest key (listed or tombstone) of a view's deltas, built with the
+/// view from their tables: a key it rejects is in no delta, so an unknown key costs one
+/// word of it (small, and in cache) whatever the number of deltas, and only the keys it
+/// passes are asked of each delta's own filter. It takes the [`KeyHash`] the layers' filters
+/// take.
+struct DeltaDigests {
+    filter: WordBloom,
+}
+
+impl std::fmt::Debug for DeltaDigests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeltaDigests")
+            .field("bytes", &self.filter.size_bytes())
+            .finish()
+    }
+}
+
+impl DeltaDigests {
+    fn build(deltas: &[Arc<Layer>]) -> DeltaDigests {
+        let tables = || {
+            deltas.iter().flat_map(|layer| {
+                DigestKind::ALL.into_iter().flat_map(move |kind| {
+                    let s = &layer.snapshot;
+                    [(kind, s.digest_table(kind)), (kind, s.removed_table(kind))]
+                })
+            })
+        };
+        let keys: usize = tables().map(|(_, t)| t.len()).sum();
+        let mut filter = WordBloom::new(keys, DEFAULT_BITS_PER_KEY);
+        for (kind, table) in tables() {
+            for (fp, _) in table.iter() {
+                filter.insert(fingerprint_hash(kind, fp));
+            }
+        }
+        DeltaDigests { filter }
+    }
+}
 
 impl View {
     /// Builds a view from verified layers, checking that each delta applies to the layer
@@ -253,7 +381,12 @@ impl View {
             }
             below = info.result_identity.clone();
         }
-        Ok(View { layers, current })
+        let delta_digests = (layers.len() > 1).then(|| DeltaDigests::build(&layers[1..]));
+        Ok(View {
+            layers,
+            current,
+            delta_digests,
+        })
     }
 
     /// The layers, base first.
@@ -289,31 +422,27 @@ impl View {
             .map_or(newest.identity.as_str(), |d| d.result_identity.as_str())
     }
 
-    fn digest_answer(layer: &Layer, digest: &Digest) -> Answer {
-        let s = &layer.snapshot;
-        if !s.filter_may_contain(digest) {
-            return Answer::Silent;
-        }
-        let fp = digest.fingerprint();
-        if let Some(id) = s.digest_table(digest.kind()).find(fp) {
-            return Answer::Listed(id);
-        }
-        if layer.delta.is_some() && removed_table(s, digest.kind()).find(fp).is_some() {
-            return Answer::Removed;
-        }
-        Answer::Silent
-    }
-
     /// Looks up one digest, newest layer first. Never allocates.
+    #[inline]
     pub fn lookup_digest(&self, digest: &Digest) -> Option<Record<'_>> {
-        for layer in self.layers[1..].iter().rev() {
-            match View::digest_answer(layer, digest) {
-                Answer::Listed(id) => return layer.snapshot.record(id),
+        let probe = DigestProbe::new(digest);
+        let deltas = match &self.delta_digests {
+            Some(any) if any.filter.may_contain(probe.filter.hash()) => &self.layers[1..],
+            _ => &[],
+        };
+        for layer in deltas.iter().rev() {
+            let s = &layer.snapshot;
+            if !s.filter().may_contain_probe(&probe.filter) {
+                continue;
+            }
+            match delta_answer(s, &probe) {
+                Answer::Listed(id) => return s.record(id),
                 Answer::Removed => return None,
                 Answer::Silent => {}
             }
         }
-        self.base().lookup_digest(digest)
+        let base = self.base();
+        base.find_probe(&probe).and_then(|id| base.record(id))
     }
 
     /// The record a batched lookup found.
@@ -324,51 +453,30 @@ impl View {
             .record(found.id)
     }
 
-    /// Looks up many digests, writing `out[i]` for `digests[i]`. Never allocates: the delta
-    /// layers are probed key by key (their filters are small and cached), the base through
-    /// [`Snapshot::lookup_digests`]' pipeline.
+    /// Looks up many digests, writing `out[i]` for `digests[i]`. Never allocates: one pass
+    /// of the base's pipeline ([`Snapshot::lookup_digests`]) over the whole slice, in which
+    /// the delta layers see each key first (their filter blocks prefetched with the base's).
     ///
     /// # Panics
     ///
     /// When `out` is shorter than `digests`.
     pub fn lookup_digests(&self, digests: &[Digest], out: &mut [Option<Found>]) {
-        assert!(
-            out.len() >= digests.len(),
-            "output slice shorter than input"
-        );
         let base = self.base();
-        let mut pending = [Digest::from_bytes(&[0; 16]).unwrap_or_else(|| digests[0]); CHUNK];
-        let mut at = [0usize; CHUNK];
-        let mut ids = [None; CHUNK];
-        for (c, chunk) in digests.chunks(CHUNK).enumerate() {
-            let start = c * CHUNK;
-            let mut n = 0;
-            'keys: for (i, d) in chunk.iter().enumerate() {
-                for (l, layer) in self.layers.iter().enumerate().skip(1).rev() {
-                    match View::digest_answer(layer, d) {
-                        Answer::Listed(id) => {
-                            out[start + i] = Some(Found {
-                                layer: l as u32,
-                                id,
-                            });
-                            continue 'keys;
-                        }
-                        Answer::Removed => {
-                            out[start + i] = None;
-                            continue 'keys;
-                        }
-                        Answer::Silent => {}
-                    }
-                }
-                pending[n] = *d;
-                at[n] = start + i;
-                n += 1;
-            }
-            base.lookup_digests(&pending[..n], &mut ids[..n]);
-            for k in 0..n {
-                out[at[k]] = ids[k].map(|id| Found { layer: 0, id });
-            }
+        let deltas = &self.layers[1..];
+        let Some(any) = &self.delta_digests else {
+            base.lookup_digests_over(digests, &NoOverlay, out);
+            return;
+        };
+        let mut overlay = DeltaOverlay {
+            any: &any.filter,
+            filters: [BlockedBloom::default(); MAX_DELTAS],
+            count: deltas.len().min(MAX_DELTAS),
+            layers: &self.layers,
+        };
+        for (slot, layer) in overlay.filters.iter_mut().zip(deltas) {
+            *slot = layer.snapshot.filter();
         }
+        base.lookup_digests_over(digests, &overlay, out);
     }
 
     /// Looks up a canonical URL: each expression, most specific first, through the layers
@@ -385,10 +493,10 @@ impl View {
     ) -> Result<Option<Hit<'_>>> {
         scratch.fill(url);
         for key in scratch.keys() {
-            let hash = expression_hash(key);
+            let probe = FilterProbe::new(expression_hash(key));
             for layer in self.layers.iter().rev() {
                 let s = &layer.snapshot;
-                if !s.filter_may_contain_hash(hash) {
+                if !s.filter().may_contain_probe(&probe) {
                     continue;
                 }
                 if let Some(id) = url_table(s)

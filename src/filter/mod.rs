@@ -52,6 +52,100 @@ fn masks(hash: KeyHash) -> [u64; 8] {
     m
 }
 
+/// A key's hash with the bits it tests in a block: what every filter probe of the key
+/// needs, computed once when one key is tested against several filters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FilterProbe {
+    hash: KeyHash,
+    masks: [u64; 8],
+}
+
+impl FilterProbe {
+    #[inline(always)]
+    pub(crate) fn new(hash: KeyHash) -> FilterProbe {
+        FilterProbe {
+            hash,
+            masks: masks(hash),
+        }
+    }
+
+    /// The key's hash.
+    #[inline(always)]
+    pub(crate) fn hash(&self) -> KeyHash {
+        self.hash
+    }
+}
+
+/// A key's three bits in its [`WordBloom`] word: from the hash's low 18 bits, independent of
+/// the word its high bits choose (for any filter under 2^46 words).
+#[inline(always)]
+fn word_bits(hash: KeyHash) -> u64 {
+    let h = hash.0;
+    1 << (h & 63) | 1 << ((h >> 6) & 63) | 1 << ((h >> 12) & 63)
+}
+
+/// A register-blocked bloom filter in memory: each key sets three bits of one 64-bit word,
+/// so a test is one load and one compare. At 16 bits per key its false positive rate is
+/// about 1% (this module's tests measure it), against 0.1% for [`BlockedBloom`], for a
+/// fraction of the work (no bit masks to compute): it suits a small filter in front of other
+/// filters, like the one an engine view keeps over all its deltas' keys. It takes the same
+/// [`KeyHash`], and it is never written to a file.
+#[derive(Clone)]
+pub(crate) struct WordBloom {
+    words: Vec<u64>,
+}
+
+#[inline(always)]
+fn word_of(hash: KeyHash, words: usize) -> usize {
+    ((hash.0 as u128 * words as u128) >> 64) as usize
+}
+
+impl WordBloom {
+    /// An empty filter sized for `keys` keys at `bits_per_key`.
+    pub(crate) fn new(keys: usize, bits_per_key: u32) -> WordBloom {
+        let bits = keys.max(1).saturating_mul(bits_per_key.max(1) as usize);
+        WordBloom {
+            words: vec![0; bits.div_ceil(64)],
+        }
+    }
+
+    /// Size in bytes.
+    pub(crate) fn size_bytes(&self) -> usize {
+        self.words.len() * 8
+    }
+
+    /// Adds a key.
+    #[inline]
+    pub(crate) fn insert(&mut self, hash: KeyHash) {
+        let at = word_of(hash, self.words.len());
+        if let Some(w) = self.words.get_mut(at) {
+            *w |= word_bits(hash);
+        }
+    }
+
+    /// The address of the word a hash selects, for prefetching.
+    #[inline(always)]
+    pub(crate) fn word_ptr(&self, hash: KeyHash) -> *const u8 {
+        let at = word_of(hash, self.words.len());
+        self.words
+            .get(at..)
+            .map_or(self.words.as_ptr(), <[u64]>::as_ptr)
+            .cast()
+    }
+
+    /// Whether the key may be present (`false` means certainly absent).
+    #[inline(always)]
+    pub(crate) fn may_contain(&self, hash: KeyHash) -> bool {
+        let bits = word_bits(hash);
+        let word = self
+            .words
+            .get(word_of(hash, self.words.len()))
+            .copied()
+            .unwrap_or(u64::MAX);
+        word & bits == bits
+    }
+}
+
 /// A read-only view of a filter inside a snapshot.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BlockedBloom<'a> {
@@ -114,13 +208,19 @@ impl<'a> BlockedBloom<'a> {
     /// Whether the key may be present (`false` means certainly absent).
     #[inline(always)]
     pub fn may_contain(&self, hash: KeyHash) -> bool {
-        let at = block_of(hash, self.count) * BLOCK_BYTES;
+        self.may_contain_probe(&FilterProbe::new(hash))
+    }
+
+    /// [`BlockedBloom::may_contain`] with the bit masks computed beforehand, for testing one
+    /// key against several filters (the layers of an engine view).
+    #[inline(always)]
+    pub(crate) fn may_contain_probe(&self, probe: &FilterProbe) -> bool {
+        let at = block_of(probe.hash, self.count) * BLOCK_BYTES;
         let Some(block) = self.blocks.get(at..at + BLOCK_BYTES) else {
             return true;
         };
-        let m = masks(hash);
         let mut missing = 0u64;
-        for (want, word) in m.iter().zip(block.chunks_exact(8)) {
+        for (want, word) in probe.masks.iter().zip(block.chunks_exact(8)) {
             let word = u64::from_le_bytes(word.try_into().unwrap_or([0xff; 8]));
             missing |= want & !word;
         }
@@ -232,6 +332,24 @@ mod tests {
         let rate = fp as f64 / probes as f64;
         // Split-block bloom at 16 bits/key: about 0.1%; allow statistical slack.
         assert!(rate < 0.0015, "false positive rate {rate}");
+    }
+
+    #[test]
+    fn word_bloom_has_no_false_negatives_and_about_one_percent_false_positives() {
+        let n = 100_000u64;
+        let mut f = WordBloom::new(n as usize, DEFAULT_BITS_PER_KEY);
+        for i in 0..n {
+            f.insert(KeyHash(mix64(i)));
+        }
+        for i in 0..n {
+            assert!(f.may_contain(KeyHash(mix64(i))));
+        }
+        let probes = 1_000_000u64;
+        let fp = (n..n + probes)
+            .filter(|i| f.may_contain(KeyHash(mix64(*i))))
+            .count();
+        let rate = fp as f64 / probes as f64;
+        assert!(rate < 0.015, "false positive rate {rate}");
     }
 
     #[test]
