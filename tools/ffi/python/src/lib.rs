@@ -235,9 +235,17 @@ fn hex_digest_of_str(s: &Bound<'_, PyString>) -> Option<Digest> {
         let _ = PyErr::take(s.py());
         return None;
     }
+    // Without a branch per character (random hex mixes digits and letters, which a branch
+    // predictor cannot learn): code points past ASCII are collected in `wide`, and the hex
+    // check is `Digest::from_hex`'s.
     let mut ascii = [0u8; 64];
+    let mut wide = 0;
     for (byte, &unit) in ascii.iter_mut().zip(&units[..len as usize]) {
-        *byte = u8::try_from(unit).ok().filter(u8::is_ascii_hexdigit)?;
+        wide |= unit >> 7;
+        *byte = unit as u8;
+    }
+    if wide != 0 {
+        return None;
     }
     Digest::from_hex(&ascii[..len as usize]).ok()
 }
