@@ -226,6 +226,11 @@ struct QueueFile {
     closed: Vec<Report>,
     #[serde(default)]
     last_sent: i64,
+    /// When the last send reached no service, and how many in a row did not.
+    #[serde(default)]
+    last_failed: i64,
+    #[serde(default)]
+    failures: u32,
     #[serde(default)]
     dropped: u64,
 }
@@ -386,10 +391,30 @@ impl Queue {
         out
     }
 
-    /// Whether a send is due at `now` (Unix seconds).
+    /// Whether a send is due at `now` (Unix seconds): the interval has passed since the last
+    /// send, and, after sends that reached no service, the back-off since the last of them:
+    /// min(interval x 2^(failures - 1), 24 h). An unreachable service then costs a scan
+    /// nothing but the queue's update, instead of a connection attempt every time.
     pub fn due(&self, now: i64, interval_minutes: u32) -> bool {
-        now.saturating_sub(self.file.last_sent) >= i64::from(interval_minutes) * 60
-            || now < self.file.last_sent
+        let interval = i64::from(interval_minutes) * 60;
+        let clock_went_back = now < self.file.last_sent || now < self.file.last_failed;
+        if clock_went_back {
+            return true;
+        }
+        if now - self.file.last_sent < interval {
+            return false;
+        }
+        if self.file.failures == 0 {
+            return true;
+        }
+        let doublings = (self.file.failures - 1).min(16);
+        let backoff = interval.saturating_mul(1 << doublings).min(24 * 3600);
+        now - self.file.last_failed >= backoff
+    }
+
+    /// How many sends in a row reached no service.
+    pub fn failures(&self) -> u32 {
+        self.file.failures
     }
 
     /// Sends every pending report, each as one gzip-compressed body. A report the service
@@ -438,6 +463,10 @@ impl Queue {
         }
         if outcome.sent > 0 || outcome.refused > 0 {
             self.file.last_sent = now;
+            self.file.failures = 0;
+        } else if !outcome.errors.is_empty() {
+            self.file.last_failed = now;
+            self.file.failures = self.file.failures.saturating_add(1);
         }
         outcome
     }
@@ -503,6 +532,48 @@ mod tests {
     use super::*;
 
     const TODAY: Day = Day(20_600);
+
+    #[test]
+    fn sends_that_reach_no_service_back_off() {
+        // A loopback port nothing listens on: bind, note the port, close.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let client = CloudClient::new(crate::CloudOptions::new(vec![format!(
+            "http://127.0.0.1:{port}"
+        )]));
+        let mut q = Queue::default();
+        q.record(
+            TODAY,
+            1,
+            DigestType::Sha256,
+            &"ab".repeat(32),
+            ReportedVerdict::Unknown,
+        )
+        .unwrap();
+        let interval = 60u32; // minutes
+        let t0 = 1_800_000_000;
+        assert!(q.due(t0, interval), "never sent: due at once");
+        let out = q.send(&client, TODAY, t0);
+        assert_eq!((out.sent, q.failures()), (0, 1), "{:?}", out.errors);
+        // The first failure waits one interval, the second two, the third four.
+        assert!(!q.due(t0 + 3599, interval));
+        assert!(q.due(t0 + 3600, interval));
+        let t1 = t0 + 3600;
+        q.send(&client, TODAY, t1);
+        assert_eq!(q.failures(), 2);
+        assert!(!q.due(t1 + 2 * 3600 - 1, interval));
+        assert!(q.due(t1 + 2 * 3600, interval));
+        // However many failures, at most a day.
+        for _ in 0..30 {
+            q.send(&client, TODAY, t1);
+        }
+        assert!(!q.due(t1 + 24 * 3600 - 1, interval));
+        assert!(q.due(t1 + 24 * 3600, interval));
+        // The items stay queued through all of it.
+        assert_eq!(q.pending(TODAY)[0].items.len(), 1);
+    }
 
     #[test]
     fn queue_is_bounded_and_rolls_days() {
