@@ -369,6 +369,25 @@ pub fn source_name(path: &Path, options: &FeedOptions) -> String {
 /// Lines between progress reports.
 const PROGRESS_EVERY: u64 = 65_536;
 
+/// The empty report of the feed at `path` and the feed's entry in the snapshot.
+fn report_and_info(path: &Path, options: &FeedOptions) -> (FeedReport, FeedInfo) {
+    let source = source_name(path, options);
+    let report = FeedReport {
+        source: source.clone(),
+        format: options.format.name().into(),
+        path: path.display().to_string(),
+        ..FeedReport::default()
+    };
+    let info = FeedInfo {
+        source,
+        format: options.format.name().into(),
+        verdict: options.verdict.unwrap_or(options.format.default_verdict()),
+        category: options.category.clone(),
+        r#override: options.r#override,
+    };
+    (report, info)
+}
+
 /// Reads one feed file into `builder`. `progress` is called now and then with the bytes of
 /// the file read so far (compressed bytes for a compressed file; for an NSRL database,
 /// whose rows SQLite reads by random access, only once, at the end).
@@ -390,20 +409,7 @@ pub fn read_feed(
         line,
         reason: reason.to_string(),
     };
-    let source = source_name(path, options);
-    let mut report = FeedReport {
-        source: source.clone(),
-        format: options.format.name().into(),
-        path: path.display().to_string(),
-        ..FeedReport::default()
-    };
-    let info = FeedInfo {
-        source,
-        format: options.format.name().into(),
-        verdict: options.verdict.unwrap_or(options.format.default_verdict()),
-        category: options.category.clone(),
-        r#override: options.r#override,
-    };
+    let (mut report, info) = report_and_info(path, options);
 
     if options.format == FeedFormat::Nsrl {
         if container != Container::Sqlite {
@@ -518,20 +524,7 @@ pub fn read_feed_from(
         }
         _ => {}
     }
-    let source = source_name(name, options);
-    let report = FeedReport {
-        source: source.clone(),
-        format: options.format.name().into(),
-        path: name.display().to_string(),
-        ..FeedReport::default()
-    };
-    let info = FeedInfo {
-        source,
-        format: options.format.name().into(),
-        verdict: options.verdict.unwrap_or(options.format.default_verdict()),
-        category: options.category.clone(),
-        r#override: options.r#override,
-    };
+    let (report, info) = report_and_info(name, options);
     let (counted, count) = CountingReader::new(std::io::Cursor::new(magic).chain(reader));
     read_text(
         builder, name, options, report, info, container, counted, &count, progress,
