@@ -14,7 +14,7 @@ use crate::Outcome;
 ///
 /// Install it where the shell looks, for example:
 ///   repute completions bash > /etc/bash_completion.d/repute
-///   repute completions zsh > "${fpath[1]}/_repute"
+///   repute completions zsh > ~/.zfunc/_repute    (with ~/.zfunc in $fpath)
 ///   repute completions fish > ~/.config/fish/completions/repute.fish
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
