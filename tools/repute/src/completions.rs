@@ -17,6 +17,7 @@ use crate::Outcome;
 ///   repute completions zsh > ~/.zfunc/_repute    (with ~/.zfunc in $fpath)
 ///   repute completions fish > ~/.config/fish/completions/repute.fish
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
