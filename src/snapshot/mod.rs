@@ -1,0 +1,439 @@
+//! [`Snapshot`]: the validated, read-only view of a snapshot file.
+
+use std::sync::OnceLock;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::digest::{FingerprintTable, TableParams};
+use crate::filter::BlockedBloom;
+use crate::format::{Layout, RecordTable, SectionKind, SectionRef, StringTable};
+use crate::url::{expression_hash, Expressions, UrlTable};
+use crate::{Digest, DigestKind, Error, Metadata, Query, Record, RecordId, Result};
+
+mod batch;
+mod storage;
+#[cfg(test)]
+mod tests;
+mod urls;
+
+pub(crate) use batch::{BatchSlot, DigestProbe, NoOverlay, Overlay};
+pub use storage::HugePageMemory;
+pub use urls::{UrlScratch, UrlVerdict};
+
+/// A lookup result: the record, and the key or expression that matched.
+#[derive(Debug, Clone)]
+pub struct Hit<'a> {
+    /// The matching record.
+    pub record: Record<'a>,
+    /// The digest (lower-case hex) or URL expression (`host/path`) that matched.
+    pub matched: String,
+}
+
+/// A byte range of the file, `start..end`, taken at open.
+type Span = (usize, usize);
+
+/// The range `part` occupies inside `file` (`part` is a subslice of `file`).
+fn span_of(file: &[u8], part: &[u8]) -> Span {
+    let start = (part.as_ptr() as usize).wrapping_sub(file.as_ptr() as usize);
+    (start, start.wrapping_add(part.len()))
+}
+
+/// The bytes of a span, or nothing when the span does not fit (never for the bytes the
+/// span was taken from).
+#[inline]
+fn slice(bytes: &[u8], span: Span) -> &[u8] {
+    bytes.get(span.0..span.1).unwrap_or(&[])
+}
+
+/// Where one fingerprint table's parts lie, and its scalar shape.
+#[derive(Debug, Clone, Copy)]
+struct TableParts {
+    index: Span,
+    fingerprints: Span,
+    ids: Span,
+    params: TableParams,
+}
+
+/// Where each section and each part of a section lies, and the scalar shape of each table,
+/// taken once at open, so that lookups rebuild their views by slicing alone.
+#[derive(Debug, Clone)]
+struct Sections {
+    filter_body: Span,
+    filter_blocks: u64,
+    string_offsets: Span,
+    string_bytes: Span,
+    string_count: u32,
+    record_body: Span,
+    record_count: u32,
+    tables: [Option<TableParts>; 3],
+    /// A delta's tombstone tables, per digest kind (`None` in a whole snapshot, and for a
+    /// table whose header does not parse, which [`Snapshot::verify`] then refuses).
+    removed: [Option<TableParts>; 3],
+    urls: Option<SectionRef>,
+    metadata: SectionRef,
+}
+
+/// Views of the sections, rebuilt from [`Sections`] by slicing only.
+struct Views<'a> {
+    tables: [FingerprintTable<'a>; 3],
+    records: RecordTable<'a>,
+    strings: StringTable<'a>,
+}
+
+/// A snapshot over any bytes: a `Vec<u8>` read from disk, a memory map, a static slice.
+///
+/// Opening validates the header, section table and section shapes in O(1); [`Snapshot::verify`]
+/// reads every byte. All lookups take `&self`; a `Snapshot` is `Send + Sync` when its storage
+/// is, so one instance serves any number of threads.
+pub struct Snapshot<D = Vec<u8>> {
+    data: D,
+    layout: Layout,
+    sections: Sections,
+    /// Whether the URL FST's checksum has been checked (the `fst` crate must never see bytes
+    /// that have not passed it).
+    urls_checked: OnceLock<bool>,
+}
+
+impl<D> std::fmt::Debug for Snapshot<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("file_len", &self.layout.file_len)
+            .field("sections", &self.layout.sections.len())
+            .finish()
+    }
+}
+
+fn required(layout: &Layout, kind: SectionKind) -> Result<SectionRef> {
+    layout
+        .section(kind)
+        .ok_or_else(|| Error::malformed("section table", format!("no {} section", kind.name())))
+}
+
+const TABLE_KINDS: [SectionKind; 3] = [SectionKind::Md5, SectionKind::Sha1, SectionKind::Sha256];
+const REMOVED_KINDS: [SectionKind; 3] = [
+    SectionKind::Md5Removed,
+    SectionKind::Sha1Removed,
+    SectionKind::Sha256Removed,
+];
+
+/// The parts of one fingerprint table section, when it parses.
+fn table_parts(bytes: &[u8], kind: SectionKind, section: SectionRef) -> Result<TableParts> {
+    let t = FingerprintTable::parse(kind.name(), &bytes[section.range()])?;
+    let (index, fingerprints, ids) = t.parts();
+    Ok(TableParts {
+        index: span_of(bytes, index),
+        fingerprints: span_of(bytes, fingerprints),
+        ids: span_of(bytes, ids),
+        params: t.params(),
+    })
+}
+
+impl<D: AsRef<[u8]>> Snapshot<D> {
+    /// Opens a snapshot: checks the header, version, flags, section bounds and each
+    /// section's shape. O(1) in the file size; never panics.
+    ///
+    /// # Errors
+    ///
+    /// An [`Error`] naming what is wrong: bad magic, unknown version or required flags,
+    /// a truncated file, a damaged header, inconsistent sections.
+    pub fn open(data: D) -> Result<Self> {
+        let bytes = data.as_ref();
+        let layout = Layout::parse(bytes)?;
+        let filter_section = required(&layout, SectionKind::Filter)?;
+        let filter = BlockedBloom::parse(&bytes[filter_section.range()])?;
+        let strings_section = required(&layout, SectionKind::Strings)?;
+        let strings = StringTable::parse(&bytes[strings_section.range()])?;
+        let (string_offsets, string_bytes) = strings.parts();
+        let records_section = required(&layout, SectionKind::Records)?;
+        let records = RecordTable::parse(&bytes[records_section.range()])?;
+        let metadata = required(&layout, SectionKind::Metadata)?;
+        let mut tables = [None, None, None];
+        for (slot, kind) in tables.iter_mut().zip(TABLE_KINDS) {
+            if let Some(s) = layout.section(kind) {
+                *slot = Some(table_parts(bytes, kind, s)?);
+            }
+        }
+        let mut removed = [None, None, None];
+        if layout.flags & crate::format::FLAG_DELTA != 0 {
+            for (slot, kind) in removed.iter_mut().zip(REMOVED_KINDS) {
+                *slot = layout
+                    .section(kind)
+                    .and_then(|s| table_parts(bytes, kind, s).ok());
+            }
+        }
+        let urls = layout.section(SectionKind::Urls);
+        let sections = Sections {
+            filter_body: span_of(bytes, filter.body()),
+            filter_blocks: filter.blocks(),
+            string_offsets: span_of(bytes, string_offsets),
+            string_bytes: span_of(bytes, string_bytes),
+            string_count: strings.len(),
+            record_body: span_of(bytes, records.body()),
+            record_count: records.len(),
+            tables,
+            removed,
+            urls,
+            metadata,
+        };
+        Ok(Snapshot {
+            sections,
+            layout,
+            data,
+            urls_checked: OnceLock::new(),
+        })
+    }
+
+    /// The snapshot's identity: the lowercase hex SHA-256 of the whole file, computed on
+    /// each call (O(n): callers that need it often keep it). Manifests, deltas and update
+    /// state directories name snapshots by it.
+    pub fn identity(&self) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.data.as_ref());
+        let mut hex = String::with_capacity(64);
+        for b in digest.iter() {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        hex
+    }
+
+    /// Whether the file is a delta ([`crate::delta`]) rather than a whole snapshot.
+    pub fn is_delta(&self) -> bool {
+        self.layout.flags & crate::format::FLAG_DELTA != 0
+    }
+
+    /// The bytes of one section, when the file has it.
+    pub(crate) fn section_bytes(&self, kind: SectionKind) -> Option<&[u8]> {
+        let s = self.layout.section(kind)?;
+        self.data.as_ref().get(s.range())
+    }
+
+    /// The underlying bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.data.as_ref()
+    }
+
+    /// Gives back the storage.
+    pub fn into_storage(self) -> D {
+        self.data
+    }
+
+    /// The storage the snapshot reads from.
+    pub fn storage(&self) -> &D {
+        &self.data
+    }
+
+    #[inline]
+    pub(crate) fn filter(&self) -> BlockedBloom<'_> {
+        let s = &self.sections;
+        BlockedBloom::from_parts(slice(self.data.as_ref(), s.filter_body), s.filter_blocks)
+    }
+
+    #[inline]
+    fn table(&self, i: usize) -> FingerprintTable<'_> {
+        self.table_from(&self.sections.tables, TABLE_KINDS, i)
+    }
+
+    #[inline]
+    fn table_from(
+        &self,
+        parts: &[Option<TableParts>; 3],
+        kinds: [SectionKind; 3],
+        i: usize,
+    ) -> FingerprintTable<'_> {
+        let bytes = self.data.as_ref();
+        match parts.get(i).copied().flatten() {
+            Some(t) => FingerprintTable::from_parts(
+                kinds[i % 3].name(),
+                slice(bytes, t.index),
+                slice(bytes, t.fingerprints),
+                slice(bytes, t.ids),
+                t.params,
+            ),
+            None => FingerprintTable::empty(kinds[i % 3].name()),
+        }
+    }
+
+    /// A delta's tombstone table of one digest kind (empty in a whole snapshot, or when the
+    /// delta removes no digest of that kind), rebuilt from the parts taken at open.
+    #[inline]
+    pub(crate) fn removed_table(&self, kind: DigestKind) -> FingerprintTable<'_> {
+        self.table_from(&self.sections.removed, REMOVED_KINDS, kind.index())
+    }
+
+    #[inline]
+    fn records(&self) -> RecordTable<'_> {
+        let s = &self.sections;
+        RecordTable::from_parts(slice(self.data.as_ref(), s.record_body), s.record_count)
+    }
+
+    #[inline]
+    fn strings(&self) -> StringTable<'_> {
+        let bytes = self.data.as_ref();
+        let s = &self.sections;
+        StringTable::from_parts(
+            slice(bytes, s.string_offsets),
+            slice(bytes, s.string_bytes),
+            s.string_count,
+        )
+    }
+
+    fn views(&self) -> Views<'_> {
+        Views {
+            tables: [self.table(0), self.table(1), self.table(2)],
+            records: self.records(),
+            strings: self.strings(),
+        }
+    }
+
+    /// Reads every byte: section checksums, the whole-file digest, and every structural
+    /// invariant: string offsets, records' string references, each fingerprint table's order
+    /// and bucket index, that every digest and URL key passes the filter (so the filter hides
+    /// no key), and the URL FST's whole structure (every node in bounds, no cycle, every
+    /// record id in range). A snapshot that passes answers every lookup from what the file
+    /// holds, without panicking; whether what it holds is what its publisher built is for a
+    /// signature to say.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Checksum`] or [`Error::Malformed`] naming the damaged section.
+    pub fn verify(&self) -> Result<()> {
+        let bytes = self.data.as_ref();
+        self.layout.verify_checksums(bytes)?;
+        let v = self.views();
+        v.strings.verify()?;
+        v.records.verify(&v.strings)?;
+        for t in &v.tables {
+            t.verify(v.records.len())?;
+        }
+        let filter = self.filter();
+        for (i, t) in v.tables.iter().enumerate() {
+            let kind = DigestKind::ALL[i % 3];
+            if let Some(at) = t
+                .iter()
+                .position(|(fp, _)| !filter.may_contain(crate::digest::fingerprint_hash(kind, fp)))
+            {
+                return Err(Error::malformed(
+                    "filter",
+                    format!("{} entry {at} is not in the filter", kind.as_str()),
+                ));
+            }
+        }
+        if let Some(s) = &self.sections.urls {
+            let fst_bytes = &bytes[s.range()];
+            UrlTable::check(fst_bytes, v.records.len())?;
+            let _ = self.urls_checked.set(true);
+            let mut at = 0usize;
+            UrlTable::new(fst_bytes).for_each(|key, _| {
+                if !filter.may_contain(expression_hash(key)) {
+                    return Err(Error::malformed(
+                        "filter",
+                        format!("url entry {at} is not in the filter"),
+                    ));
+                }
+                at += 1;
+                Ok(())
+            })?;
+        }
+        self.metadata()?;
+        if self.is_delta() {
+            crate::delta::verify_delta_sections(self)?;
+        }
+        Ok(())
+    }
+
+    /// The metadata section, once its checksum has been checked (it is small).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Checksum`] when the section is damaged, or an error when it is not valid
+    /// JSON metadata.
+    pub fn metadata(&self) -> Result<Metadata> {
+        let section = &self.sections.metadata;
+        let bytes = &self.data.as_ref()[section.range()];
+        let found = xxh3_64(bytes);
+        if found != section.checksum {
+            return Err(Error::Checksum {
+                section: SectionKind::Metadata.name(),
+                expected: section.checksum,
+                found,
+            });
+        }
+        serde_json::from_slice(bytes).map_err(|e| Error::malformed("metadata", e.to_string()))
+    }
+
+    /// Name, offset and length of each section, in file order.
+    pub fn sections(&self) -> Vec<(&'static str, u64, u64)> {
+        let mut v: Vec<_> = self
+            .layout
+            .sections
+            .iter()
+            .map(|s| (s.kind.name(), s.offset as u64, s.length as u64))
+            .collect();
+        v.sort_by_key(|s| s.1);
+        v
+    }
+
+    /// The fingerprint table of one digest kind (empty when the snapshot has none).
+    pub fn digest_table(&self, kind: DigestKind) -> FingerprintTable<'_> {
+        self.table(kind.index())
+    }
+
+    /// Number of records.
+    pub fn record_count(&self) -> u32 {
+        self.sections.record_count
+    }
+
+    /// The record with this id.
+    pub fn record(&self, id: RecordId) -> Option<Record<'_>> {
+        Record::new(id, &self.records(), self.strings())
+    }
+
+    /// Size of the filter in bytes.
+    pub fn filter_bytes(&self) -> usize {
+        self.sections.filter_blocks as usize * crate::filter::BLOCK_BYTES
+    }
+
+    /// Whether the filter lets this digest through to its table: always `true` for a
+    /// present digest, and for an absent one with the filter's false-positive rate (which
+    /// this measures).
+    #[inline]
+    pub fn filter_may_contain(&self, digest: &Digest) -> bool {
+        self.filter().may_contain(digest.key_hash())
+    }
+
+    /// Looks up one digest. Never allocates.
+    #[inline(always)]
+    pub fn lookup_digest(&self, digest: &Digest) -> Option<Record<'_>> {
+        if !self.filter().may_contain(digest.key_hash()) {
+            return None;
+        }
+        let id = self
+            .table(digest.kind().index())
+            .find(digest.fingerprint())?;
+        Record::new(id, &self.records(), self.strings())
+    }
+
+    /// The record id of a digest already reduced to a probe: filter, then table.
+    #[inline(always)]
+    pub(crate) fn find_probe(&self, probe: &DigestProbe) -> Option<RecordId> {
+        if !self.filter().may_contain_probe(&probe.filter) {
+            return None;
+        }
+        self.table(probe.kind.index()).find(probe.fingerprint)
+    }
+
+    /// Looks up any query: a digest, a URL or a domain.
+    ///
+    /// # Errors
+    ///
+    /// When the URL section is damaged.
+    pub fn lookup(&self, query: &Query) -> Result<Option<Hit<'_>>> {
+        match query {
+            Query::Digest(d) => Ok(self.lookup_digest(d).map(|record| Hit {
+                record,
+                matched: d.to_hex(),
+            })),
+            Query::Url(u) | Query::Domain(u) => self.lookup_url(u, &mut Expressions::new()),
+        }
+    }
+}
