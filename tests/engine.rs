@@ -9,7 +9,8 @@ use proptest::prelude::*;
 use repute::engine::state::{Current, StateDir};
 use repute::url::EntryKind;
 use repute::{
-    delta, Digest, Engine, FeedInfo, Query, RecordSpec, Snapshot, SnapshotBuilder, Verdict,
+    delta, Digest, DigestKind, Engine, FeedInfo, Query, RecordSpec, Snapshot, SnapshotBuilder,
+    Verdict,
 };
 
 enum Key {
@@ -152,6 +153,32 @@ proptest! {
                 .and_then(|f| view.record(f))
                 .map(|r| (r.verdict(), r.name().map(str::to_string)));
             prop_assert_eq!(got, oracle.get(u).cloned(), "batched key {}", u);
+        }
+        // Range queries list what the merged set lists, with its records.
+        for kind in DigestKind::ALL {
+            let mut want: BTreeMap<u128, (Verdict, Option<String>)> = BTreeMap::new();
+            for (u, v) in &s3 {
+                if let Key::Digest(d) = key(*u) {
+                    if d.kind() == kind {
+                        want.insert(d.fingerprint(), expected(*v));
+                    }
+                }
+            }
+            // The whole space, and ranges cut by a fingerprint's top byte (the keys spread
+            // over top bytes 0 and 1).
+            let ranges = [(0, u128::MAX), (0, (1u128 << 120) - 1), (1u128 << 120, (2u128 << 120) - 1)];
+            for (lo, hi) in ranges {
+                let got: Vec<(u128, (Verdict, Option<String>))> = view
+                    .digest_range(kind, lo, hi)
+                    .into_iter()
+                    .map(|(fp, f)| {
+                        let r = view.record(f).unwrap();
+                        (fp, (r.verdict(), r.name().map(str::to_string)))
+                    })
+                    .collect();
+                let want: Vec<_> = want.range(lo..=hi).map(|(fp, a)| (*fp, a.clone())).collect();
+                prop_assert_eq!(got, want, "{} range {:x}..={:x}", kind.as_str(), lo, hi);
+            }
         }
         // The merged file answers the same.
         let merged = dir.path().join("m.snap");

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use repute::{Digest, Engine, Metadata, Query, Record, Snapshot, Verdict, View};
+use repute::{Digest, DigestKind, Engine, Metadata, Query, Record, Snapshot, Verdict, View};
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Policy;
@@ -88,9 +88,15 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// The base snapshot (range queries read its tables).
-    pub fn snapshot(&self) -> &Snapshot<repute::engine::Storage> {
-        self.view.base()
+    /// Every listed digest of one kind whose fingerprint lies in `lo..=hi`, in order, with
+    /// its record, as the merged snapshot lists it (deltas included, their removals
+    /// applied): what a range query answers.
+    pub fn digest_range(&self, kind: DigestKind, lo: u128, hi: u128) -> Vec<(u128, Found)> {
+        self.view
+            .digest_range(kind, lo, hi)
+            .into_iter()
+            .filter_map(|(fp, f)| Some((fp, Found::from_record(&self.view.record(f)?, None))))
+            .collect()
     }
 
     /// The view's metadata (the newest layer's).

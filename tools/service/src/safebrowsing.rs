@@ -169,12 +169,7 @@ pub async fn range(
     let hi = lo | ((1u128 << 108) - 1);
     let mut entries = Vec::new();
     if let Some(loaded) = service.backend.load() {
-        let snapshot = loaded.snapshot();
-        for (fp, id) in snapshot.digest_table(kind).range(lo, hi) {
-            let Some(record) = snapshot.record(id) else {
-                continue;
-            };
-            let f = Found::from_record(&record, None);
+        for (fp, f) in loaded.digest_range(kind, lo, hi) {
             let mut entry = serde_json::to_value(&f).unwrap_or_else(|_| json!({}));
             if let Some(obj) = entry.as_object_mut() {
                 obj.insert("fingerprint".into(), json!(format!("{fp:032x}")));

@@ -378,3 +378,60 @@ async fn api_keys_gate_everything_but_healthz() {
     assert_eq!(call(&s, with(&other)).await.0, StatusCode::OK);
     assert_eq!(call(&s, with(&key)).await.0, StatusCode::UNAUTHORIZED);
 }
+
+/// A range query answers from the base and its deltas: a key a delta adds is listed, one it
+/// removes is not, one it changes carries its new record.
+#[tokio::test]
+async fn range_answers_include_the_deltas() {
+    use repute::engine::state::{Current, StateDir};
+    let md5 = |tail: &str| format!("{}{tail}", &BAD_MD5[..5]);
+    let (kept, gone, added) = (
+        md5("000000000000000000000000001"),
+        md5("000000000000000000000000002"),
+        md5("000000000000000000000000003"),
+    );
+    let build = |sequence: u64, keys: &[(&str, &str)]| {
+        let mut b = SnapshotBuilder::new();
+        b.created(1_700_000_000 + sequence as i64)
+            .sequence(sequence);
+        let feed = b.add_feed(FeedInfo::new("testfeed", "hashes", Verdict::Malicious));
+        for (hex, name) in keys {
+            let spec = RecordSpec::new(Verdict::Malicious).name(*name);
+            b.add_digest(feed, hex.parse::<Digest>().unwrap(), spec);
+        }
+        repute::Snapshot::open(b.to_bytes().unwrap()).unwrap()
+    };
+    let old = build(1, &[(&kept, "old-name"), (&gone, "removed")]);
+    let new = build(2, &[(&kept, "new-name"), (&added, "added")]);
+    let dir = tempfile::tempdir().unwrap();
+    let delta_path = dir.path().join("d.delta");
+    repute::delta::diff(&old, &new, &delta_path).unwrap();
+    let state = StateDir::create(dir.path().join("state")).unwrap();
+    let base = state.add(old.as_bytes()).unwrap();
+    let delta = state.add(&std::fs::read(&delta_path).unwrap()).unwrap();
+    state
+        .install(&Current {
+            sequence: 2,
+            base,
+            deltas: vec![delta],
+        })
+        .unwrap();
+    let s = Service::new(Config::default(), Backend::open(state.path()).unwrap()).unwrap();
+    let (st, _, v) = call(&s, get(&format!("/v1/range/md5/{}", &BAD_MD5[..5]))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let listed: Vec<(String, String)> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["fingerprint"].as_str().unwrap().to_string(),
+                e["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(kept, "new-name".to_string()), (added, "added".to_string())]
+    );
+}
