@@ -146,6 +146,10 @@ pub struct Layer {
     /// For a base its metadata; for a delta the metadata of the snapshot it leads to.
     metadata: Metadata,
     delta: Option<DeltaInfo>,
+    /// For a delta, the filter hash of every digest key it lists or removes, taken once when
+    /// the layer loads, so that each view over it builds its [`DeltaDigests`] from them
+    /// without reading the tables again (empty for a base).
+    digest_hashes: Vec<KeyHash>,
 }
 
 impl Layer {
@@ -164,7 +168,13 @@ impl Layer {
             Some(info) => info.result_metadata.clone(),
             None => snapshot.metadata()?,
         };
+        let digest_hashes = if delta.is_some() {
+            delta_digest_hashes(&snapshot)
+        } else {
+            Vec::new()
+        };
         Ok(Layer {
+            digest_hashes,
             identity,
             name: path
                 .and_then(Path::file_name)
@@ -321,21 +331,32 @@ impl std::fmt::Debug for DeltaDigests {
     }
 }
 
+/// The filter hash of every digest key a delta lists or removes.
+fn delta_digest_hashes(delta: &Snapshot<Storage>) -> Vec<KeyHash> {
+    let tables = || {
+        DigestKind::ALL.into_iter().flat_map(|kind| {
+            [
+                (kind, delta.digest_table(kind)),
+                (kind, delta.removed_table(kind)),
+            ]
+        })
+    };
+    let mut hashes = Vec::with_capacity(tables().map(|(_, t)| t.len()).sum());
+    for (kind, table) in tables() {
+        hashes.extend(table.iter().map(|(fp, _)| fingerprint_hash(kind, fp)));
+    }
+    hashes
+}
+
 impl DeltaDigests {
+    /// From the hashes each delta layer took when it loaded: a view over layers already
+    /// loaded (a reload that gains a delta reuses the others) costs one insert per key.
     fn build(deltas: &[Arc<Layer>]) -> DeltaDigests {
-        let tables = || {
-            deltas.iter().flat_map(|layer| {
-                DigestKind::ALL.into_iter().flat_map(move |kind| {
-                    let s = &layer.snapshot;
-                    [(kind, s.digest_table(kind)), (kind, s.removed_table(kind))]
-                })
-            })
-        };
-        let keys: usize = tables().map(|(_, t)| t.len()).sum();
+        let keys: usize = deltas.iter().map(|l| l.digest_hashes.len()).sum();
         let mut filter = WordBloom::new(keys, DEFAULT_BITS_PER_KEY);
-        for (kind, table) in tables() {
-            for (fp, _) in table.iter() {
-                filter.insert(fingerprint_hash(kind, fp));
+        for layer in deltas {
+            for hash in &layer.digest_hashes {
+                filter.insert(*hash);
             }
         }
         DeltaDigests { filter }
