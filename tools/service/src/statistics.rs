@@ -1,12 +1,13 @@
 //! `POST /v1/statistics` and `POST /v1/samples/{sha256}`: the cloud's intake, over the
-//! `repute-stats` library (closed schema, caps, per-day aggregates in SQLite).
+//! `repute-stats` library (closed schema, caps, per-day aggregates in SQLite). Reports that
+//! arrive together share one transaction (group commit).
 //!
 //! The routes sit behind the router's API-key gate and body limit like every other route.
 //! They answer 404 until [`install`] gives them a store: a service that does not collect
 //! statistics does not accept them. SQLite work runs on the blocking pool; a submission is
 //! acknowledged (200) only after its transaction committed.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -14,7 +15,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use repute_stats::{decode_submission, Day, Limits, SampleStore, StatsStore};
+use repute_stats::{
+    decode_submission, Day, IngestReceipt, Limits, SampleStore, StatsStore, Submission,
+};
 use serde_json::json;
 
 use crate::routes::ApiError;
@@ -130,13 +133,7 @@ async fn statistics(headers: HeaderMap, body: Bytes) -> Response {
         let day = today();
         let submission = decode_submission(&body, gzip, &intake.limits, day)
             .map_err(|e| fail(e.status(), e.to_string()))?;
-        let mut store = intake
-            .store
-            .lock()
-            .map_err(|_| fail(500, "statistics store unavailable".into()))?;
-        store
-            .ingest(&submission, day)
-            .map_err(|e| fail(500, format!("statistics not stored: {e}")))
+        group_commit(&intake, submission, day)
     })
     .await;
     match result {
@@ -148,6 +145,51 @@ async fn statistics(headers: HeaderMap, body: Bytes) -> Response {
         Ok(Err((status, message))) => error(status, message),
         Err(_) => error(500, "statistics intake failed".into()),
     }
+}
+
+/// The answer to one submission: its receipt, or a status and message.
+type Stored = Result<IngestReceipt, (u16, String)>;
+
+/// Decoded submissions waiting for the next group commit, each with where its answer goes.
+static PENDING: Mutex<Vec<(Submission, mpsc::SyncSender<Stored>)>> = Mutex::new(Vec::new());
+
+/// Stores one submission together with whatever others arrived meanwhile. It joins the
+/// queue and waits for the store; whoever gets the store takes the whole queue into one
+/// transaction (one `fsync` for all of it), answers each submission, and lets go. Under
+/// load, reports thus share commits; alone, a report commits at once, as before. Either
+/// way a submission is answered only after the transaction holding it committed.
+fn group_commit(intake: &StatisticsIntake, submission: Submission, today: Day) -> Stored {
+    let unavailable = || fail(500, "statistics store unavailable".into());
+    let (reply, answer) = mpsc::sync_channel(1);
+    PENDING
+        .lock()
+        .map_err(|_| unavailable())?
+        .push((submission, reply));
+    {
+        let mut store = intake.store.lock().map_err(|_| unavailable())?;
+        let batch = std::mem::take(&mut *PENDING.lock().map_err(|_| unavailable())?);
+        // Empty when the holder before us took our submission with its own.
+        if !batch.is_empty() {
+            let (submissions, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            match store.ingest_many(&submissions, today) {
+                Ok(results) => {
+                    for (result, reply) in results.into_iter().zip(replies) {
+                        let result =
+                            result.map_err(|e| fail(500, format!("statistics not stored: {e}")));
+                        let _ = reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(fail(500, format!("statistics not stored: {e}"))));
+                    }
+                }
+            }
+        }
+    }
+    answer
+        .recv()
+        .unwrap_or_else(|_| Err(fail(500, "statistics intake failed".into())))
 }
 
 async fn sample(Path(sha256): Path<String>, body: Bytes) -> Response {

@@ -46,7 +46,7 @@ fn report(token: &str, extra: Option<(&str, &str)>) -> String {
     r.to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statistics_and_samples_intake() {
     let dir = tempfile::tempdir().unwrap();
     let service = Service::new(
@@ -153,4 +153,28 @@ async fn statistics_and_samples_intake() {
     let text = String::from_utf8(out).unwrap();
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(!text.contains("alice"));
+
+    // Reports sent at once share commits: every one is acknowledged, and each counts.
+    let mut sent = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let service = service.clone();
+        let body = report(&format!("{n:032x}"), None).replace(&"ab".repeat(32), &"ef".repeat(32));
+        sent.spawn(async move { call(&service, post("/v1/statistics", body)).await });
+    }
+    while let Some(done) = sent.join_next().await {
+        let (st, v) = done.unwrap();
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["accepted"], 1);
+    }
+    let exported = |k: u32| {
+        let mut out = Vec::new();
+        let options = ExportOptions {
+            min_reporters: k,
+            since: None,
+        };
+        reader.export(&options, &|_, _| None, &mut out).unwrap();
+        String::from_utf8(out).unwrap().contains(&"ef".repeat(32))
+    };
+    assert!(exported(40), "40 distinct reporters");
+    assert!(!exported(41), "and not one more");
 }

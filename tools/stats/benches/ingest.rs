@@ -1,7 +1,8 @@
 //! Statistics intake: what the service does with each `POST /v1/statistics`, in items per
 //! second. `decode` (gzip-free JSON parse and validation) is the baseline of the same run;
 //! `decode+ingest` adds the committed SQLite transaction (WAL, `synchronous=FULL`) that
-//! folds one report into the day's aggregates, on a file in a temporary directory.
+//! folds one report into the day's aggregates, on a file in a temporary directory;
+//! `decode+ingest, 16 per commit` folds 16 reports per transaction (group commit).
 //!
 //! Reports carry `REPUTE_BENCH_ITEMS` items each (default 1,000) drawn from a pool of
 //! 20,000 SHA-256 digests, so most items hit rows that exist, as prevalence counting does;
@@ -88,24 +89,47 @@ fn ingest(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut store = StatsStore::open(&dir.path().join("stats.db")).expect("open store");
     let mut n = 0u64;
+    // A new token per report: every one counts as another reporter.
+    let mut next = |n: &mut u64| {
+        *n += 1;
+        let mut body = bodies[*n as usize % bodies.len()].clone();
+        let token = format!("{:032x}", *n + 1_000_000);
+        let at = body
+            .windows(7)
+            .position(|w| w == b"\"token\"")
+            .expect("token field")
+            + 9;
+        body[at..at + 32].copy_from_slice(token.as_bytes());
+        decode_submission(&body, false, &limits, TODAY).expect("valid")
+    };
     group.bench_function("decode+ingest", |b| {
         b.iter(|| {
-            n += 1;
-            // A new token per report: every one counts as another reporter.
-            let mut body = bodies[n as usize % bodies.len()].clone();
-            let token = format!("{:032x}", n + 1_000_000);
-            let at = body
-                .windows(7)
-                .position(|w| w == b"\"token\"")
-                .expect("token field")
-                + 9;
-            body[at..at + 32].copy_from_slice(token.as_bytes());
-            let submission = decode_submission(&body, false, &limits, TODAY).expect("valid");
+            let submission = next(&mut n);
             black_box(store.ingest(&submission, TODAY).expect("ingest"))
+        })
+    });
+    // Group commit, as the service does when reports arrive together: GROUP reports per
+    // transaction (one fsync). Throughput is per report, as above.
+    group.bench_function(format!("decode+ingest, {GROUP} per commit"), |b| {
+        b.iter_custom(|iters| {
+            let mut spent = std::time::Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let take = left.min(GROUP as u64);
+                left -= take;
+                let start = std::time::Instant::now();
+                let subs: Vec<_> = (0..take).map(|_| next(&mut n)).collect();
+                black_box(store.ingest_many(&subs, TODAY).expect("ingest"));
+                spent += start.elapsed();
+            }
+            spent
         })
     });
     group.finish();
 }
+
+/// Reports per transaction in the group-commit case.
+const GROUP: usize = 16;
 
 criterion_group!(benches, ingest);
 criterion_main!(benches);

@@ -1,4 +1,5 @@
-//! The aggregate store: SQLite in WAL mode, one transaction per submission.
+//! The aggregate store: SQLite in WAL mode, one transaction per submission or per group of
+//! submissions ([`StatsStore::ingest_many`]).
 //!
 //! Tables:
 //!
@@ -161,100 +162,52 @@ impl StatsStore {
     ///
     /// When SQLite fails; then nothing of the submission is stored.
     pub fn ingest(&mut self, submission: &Submission, today: Day) -> Result<IngestReceipt> {
-        match submission {
-            Submission::Report(r, day) => self.ingest_report(r, *day, today),
-            Submission::Aggregate(a, day) => self.ingest_aggregate(a, *day, today),
-        }
+        let mut results = self.ingest_many(std::slice::from_ref(submission), today)?;
+        results.pop().unwrap_or(Ok(IngestReceipt::default()))
     }
 
-    fn ingest_report(&mut self, report: &Report, day: Day, today: Day) -> Result<IngestReceipt> {
-        let tx = self.conn.transaction().map_err(ctx("begin"))?;
-        tx.execute(
-            "DELETE FROM day_reporters WHERE day < ?1",
-            [today.plus(-1).0],
-        )
-        .map_err(ctx("close days"))?;
-        {
-            let mut seen = tx
-                .prepare_cached("INSERT OR IGNORE INTO day_reporters(day, kind, digest, token) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(ctx("prepare"))?;
-            let mut upsert = tx.prepare_cached(UPSERT).map_err(ctx("prepare"))?;
-            for item in &report.items {
-                let kind = item.kind.as_str();
-                let new_reporter = seen
-                    .execute(params![day.0, kind, item.digest, report.token])
-                    .map_err(ctx("count reporter"))?;
-                let c = i64::from(item.count);
-                let (m, s, u) = match item.verdict {
-                    ReportedVerdict::Malicious => (c, 0, 0),
-                    ReportedVerdict::Suspicious => (0, c, 0),
-                    ReportedVerdict::Unknown => (0, 0, c),
-                };
-                upsert
-                    .execute(params![
-                        day.0,
-                        kind,
-                        item.digest,
-                        m,
-                        s,
-                        u,
-                        new_reporter as i64
-                    ])
-                    .map_err(ctx("fold item"))?;
-            }
-        }
-        tx.commit().map_err(ctx("commit"))?;
-        Ok(IngestReceipt {
-            items: report.items.len(),
-            duplicate: false,
-        })
-    }
-
-    fn ingest_aggregate(
+    /// Folds several validated submissions in, in one committed transaction (group commit:
+    /// one `fsync` for all of them, where each submission alone would cost one). Each
+    /// submission runs in a savepoint of its own, so one that fails leaves nothing behind
+    /// and does not spoil the others; the answer for `submissions[i]` is `results[i]`, and
+    /// an `Ok` there is durable once this returns.
+    ///
+    /// # Errors
+    ///
+    /// When the transaction cannot begin or commit; then nothing of any submission is
+    /// stored.
+    pub fn ingest_many(
         &mut self,
-        aggregate: &Aggregate,
-        day: Day,
+        submissions: &[Submission],
         today: Day,
-    ) -> Result<IngestReceipt> {
-        let tx = self.conn.transaction().map_err(ctx("begin"))?;
+    ) -> Result<Vec<Result<IngestReceipt>>> {
+        let mut tx = self.conn.transaction().map_err(ctx("begin"))?;
         tx.execute(
             "DELETE FROM day_reporters WHERE day < ?1",
             [today.plus(-1).0],
         )
         .map_err(ctx("close days"))?;
-        let fresh = tx
-            .execute(
-                "INSERT OR IGNORE INTO batches(batch, day) VALUES (?1, ?2)",
-                params![aggregate.batch, day.0],
-            )
-            .map_err(ctx("record batch"))?;
-        if fresh == 0 {
-            return Ok(IngestReceipt {
-                items: 0,
-                duplicate: true,
-            });
-        }
-        {
-            let mut upsert = tx.prepare_cached(UPSERT).map_err(ctx("prepare"))?;
-            for item in &aggregate.items {
-                upsert
-                    .execute(params![
-                        day.0,
-                        item.kind.as_str(),
-                        item.digest,
-                        item.malicious as i64,
-                        item.suspicious as i64,
-                        item.unknown as i64,
-                        i64::from(item.reporters)
-                    ])
-                    .map_err(ctx("fold aggregate"))?;
+        let mut results = Vec::with_capacity(submissions.len());
+        for submission in submissions {
+            let sp = tx.savepoint().map_err(ctx("savepoint"))?;
+            let result = match submission {
+                Submission::Report(r, day) => fold_report(&sp, r, *day),
+                Submission::Aggregate(a, day) => fold_aggregate(&sp, a, *day),
+            };
+            match result {
+                Ok(receipt) => {
+                    sp.commit().map_err(ctx("release savepoint"))?;
+                    results.push(Ok(receipt));
+                }
+                Err(e) => {
+                    // Dropping the savepoint rolls back what this submission wrote.
+                    drop(sp);
+                    results.push(Err(e));
+                }
             }
         }
         tx.commit().map_err(ctx("commit"))?;
-        Ok(IngestReceipt {
-            items: aggregate.items.len(),
-            duplicate: false,
-        })
+        Ok(results)
     }
 
     /// Deletes the reporter tokens of closed days (every day before yesterday).
@@ -525,4 +478,75 @@ impl StatsStore {
         }
         Ok(summary.finish())
     }
+}
+
+/// Folds one report into the day's aggregates, counting its token once per digest.
+fn fold_report(conn: &Connection, report: &Report, day: Day) -> Result<IngestReceipt> {
+    let mut seen = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO day_reporters(day, kind, digest, token) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(ctx("prepare"))?;
+    let mut upsert = conn.prepare_cached(UPSERT).map_err(ctx("prepare"))?;
+    for item in &report.items {
+        let kind = item.kind.as_str();
+        let new_reporter = seen
+            .execute(params![day.0, kind, item.digest, report.token])
+            .map_err(ctx("count reporter"))?;
+        let c = i64::from(item.count);
+        let (m, s, u) = match item.verdict {
+            ReportedVerdict::Malicious => (c, 0, 0),
+            ReportedVerdict::Suspicious => (0, c, 0),
+            ReportedVerdict::Unknown => (0, 0, c),
+        };
+        upsert
+            .execute(params![
+                day.0,
+                kind,
+                item.digest,
+                m,
+                s,
+                u,
+                new_reporter as i64
+            ])
+            .map_err(ctx("fold item"))?;
+    }
+    Ok(IngestReceipt {
+        items: report.items.len(),
+        duplicate: false,
+    })
+}
+
+/// Folds a relayed day's aggregate in, unless its batch was counted already.
+fn fold_aggregate(conn: &Connection, aggregate: &Aggregate, day: Day) -> Result<IngestReceipt> {
+    let fresh = conn
+        .execute(
+            "INSERT OR IGNORE INTO batches(batch, day) VALUES (?1, ?2)",
+            params![aggregate.batch, day.0],
+        )
+        .map_err(ctx("record batch"))?;
+    if fresh == 0 {
+        return Ok(IngestReceipt {
+            items: 0,
+            duplicate: true,
+        });
+    }
+    let mut upsert = conn.prepare_cached(UPSERT).map_err(ctx("prepare"))?;
+    for item in &aggregate.items {
+        upsert
+            .execute(params![
+                day.0,
+                item.kind.as_str(),
+                item.digest,
+                item.malicious as i64,
+                item.suspicious as i64,
+                item.unknown as i64,
+                i64::from(item.reporters)
+            ])
+            .map_err(ctx("fold aggregate"))?;
+    }
+    Ok(IngestReceipt {
+        items: aggregate.items.len(),
+        duplicate: false,
+    })
 }

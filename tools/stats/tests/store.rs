@@ -193,8 +193,12 @@ proptest! {
             (0usize..2, 0usize..6, prop::collection::vec((0u8..8, 0usize..3, 1u32..20), 0..6)),
             0..30),
         k in 1u32..4,
+        group in 1usize..6,
     ) {
         let mut store = StatsStore::open_in_memory().unwrap();
+        // The same reports, group-committed `group` at a time.
+        let mut grouped = StatsStore::open_in_memory().unwrap();
+        let mut pending = Vec::new();
         let verdicts = [ReportedVerdict::Malicious, ReportedVerdict::Suspicious, ReportedVerdict::Unknown];
         let mut counts: HashMap<String, [u64; 3]> = HashMap::new();
         let mut reporters: HashMap<(String, usize), HashSet<usize>> = HashMap::new();
@@ -206,9 +210,19 @@ proptest! {
                 counts.entry(it.digest.clone()).or_default()[v] += u64::from(it.count);
                 reporters.entry((it.digest.clone(), *day_back)).or_default().insert(*reporter);
             }
-            store.ingest(&report(day, *reporter, items), TODAY).unwrap();
+            let submission = report(day, *reporter, items);
+            let receipt = store.ingest(&submission, TODAY).unwrap();
+            pending.push((submission, receipt));
+            if pending.len() == group {
+                let (subs, receipts): (Vec<_>, Vec<_>) = pending.drain(..).unzip();
+                let got: Vec<_> = grouped.ingest_many(&subs, TODAY).unwrap().into_iter().map(Result::unwrap).collect();
+                prop_assert_eq!(got, receipts);
+            }
         }
+        let (subs, _): (Vec<_>, Vec<_>) = pending.drain(..).unzip();
+        grouped.ingest_many(&subs, TODAY).unwrap();
         let lines = export(&store, k);
+        prop_assert_eq!(&export(&grouped, 1), &export(&store, 1), "group commit answers as one by one");
         let mut expected: Vec<String> = counts.keys().filter(|d| {
             (0..2).any(|day| reporters.get(&((*d).clone(), day)).is_some_and(|s| s.len() as u32 >= k))
         }).cloned().collect();
