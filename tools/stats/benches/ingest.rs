@@ -90,7 +90,7 @@ fn ingest(c: &mut Criterion) {
     let mut store = StatsStore::open(&dir.path().join("stats.db")).expect("open store");
     let mut n = 0u64;
     // A new token per report: every one counts as another reporter.
-    let mut next = |n: &mut u64| {
+    let next = |n: &mut u64| {
         *n += 1;
         let mut body = bodies[*n as usize % bodies.len()].clone();
         let token = format!("{:032x}", *n + 1_000_000);
