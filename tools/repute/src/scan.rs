@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use repute::scan::DigestKinds;
 use repute::scan::{ArchiveLimits, DigestHit, ScanEvent, ScanSummary, ScannedFile, Scanner};
-use repute::Verdict;
+use repute::{DigestKind, Verdict};
 use serde::Serialize;
 use sha2::Digest as _;
 
@@ -19,8 +20,10 @@ use crate::{open_source, Outcome, Source, TrustArgs};
 
 /// Scan files and directories: hash every file and look it up.
 ///
-/// Every regular file under each PATH is read once; its MD5, SHA-1 and SHA-256 are computed
-/// in one pass and all three are looked up in the snapshot. The strongest verdict wins
+/// Every regular file under each PATH is read once; the digests the snapshot can answer are
+/// computed in one pass (of MD5, SHA-1 and SHA-256, the kinds it lists: a SHA-256-only
+/// snapshot costs one SHA-256 per file) and looked up. SHA-256 is computed too when the
+/// cloud or participation is on, all three with --all-digests. The strongest verdict wins
 /// (an override feed's entry first, then malicious > suspicious > trusted > known). Files
 /// are read on several threads with a fixed amount of memory, and never memory-mapped.
 ///
@@ -43,7 +46,9 @@ use crate::{open_source, Outcome, Source, TrustArgs};
 /// JSON output (--format json, or jsonl: the same) is one object per listed file with
 /// `"schema":"repute/1"`, the fields `repute lookup` uses (`verdict`, `type`, `matched`,
 /// `name`, `category`, `source`, `confidence`, ...), and `error` objects (`kind`,
-/// `message`).
+/// `message`). A file's `md5`, `sha1` and `sha256` fields are there for the digests that
+/// were computed: a kind the snapshot does not list is left out (it could not have matched
+/// anything, so the verdict is the same), unless --all-digests is given.
 ///
 /// Exit codes: 0 nothing malicious found, 1 something malicious found, 2 some file or
 /// directory could not be scanned (an error wins over a malicious find, as in clamscan).
@@ -129,6 +134,10 @@ pub struct ScanArgs {
     trust: TrustArgs,
     #[command(flatten)]
     cloud: CloudLookupArgs,
+    /// Compute and report all three digests of every file (MD5, SHA-1, SHA-256), not only
+    /// the kinds the snapshot lists.
+    #[arg(long)]
+    all_digests: bool,
 }
 
 impl ScanArgs {
@@ -335,12 +344,12 @@ fn file_line(format: Format, entry: &'static str, file: &ScannedFile<'_>) -> Vec
     };
     match format {
         Format::Json => {
-            let [md5, sha1, sha256] = file.digests.digests();
+            let hex = |kind| file.digests.get(kind).map(|d| d.to_hex());
             let mut j = JsonFile::new(entry, &file.path);
             j.size = Some(file.size());
-            j.md5 = Some(md5.to_hex());
-            j.sha1 = Some(sha1.to_hex());
-            j.sha256 = Some(sha256.to_hex());
+            j.md5 = hex(DigestKind::Md5);
+            j.sha1 = hex(DigestKind::Sha1);
+            j.sha256 = hex(DigestKind::Sha256);
             j.verdict = Some(verdict);
             if let Some(hit) = hit {
                 j.kind = Some(hit.matched.as_str());
@@ -351,12 +360,7 @@ fn file_line(format: Format, entry: &'static str, file: &ScannedFile<'_>) -> Vec
                 j.last_seen = hit.record.last_seen();
                 j.confidence = hit.record.confidence();
                 if member.is_none() {
-                    let matched = file
-                        .digests
-                        .digests()
-                        .into_iter()
-                        .find(|d| d.kind() == hit.matched);
-                    j.matched = matched.map(|d| d.to_hex());
+                    j.matched = hex(hit.matched);
                 }
             }
             j.member = member.map(|m| json_path(m).0);
@@ -581,9 +585,10 @@ fn path_from_bytes(bytes: &[u8]) -> PathBuf {
 /// Hashes standard input and looks it up, as the file `-`.
 fn scan_stdin<'s>(
     snapshot: &'s (dyn repute::scan::DigestSource + Sync),
+    kinds: DigestKinds,
 ) -> std::io::Result<ScannedFile<'s>> {
     let mut buf = vec![0u8; repute::scan::DEFAULT_BUFFER_SIZE];
-    let digests = repute::scan::hash_reader(std::io::stdin().lock(), &mut buf)?;
+    let digests = repute::scan::hash_reader_kinds(std::io::stdin().lock(), &mut buf, kinds)?;
     let hit = repute::scan::lookup_file(snapshot, &digests);
     Ok(ScannedFile {
         path: PathBuf::from("-"),
@@ -607,7 +612,25 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
         })?;
     }
     let snapshot = source.digests();
+    let (config_dir, settings) = crate::cloud::settings()?;
+    let client = crate::cloud::client(&args.cloud, &settings);
+    let sequence = source.sequence();
+    let participation = Mutex::new(Participation::load(
+        config_dir.as_ref(),
+        &settings,
+        sequence,
+    ));
+    // The cloud and participation speak SHA-256, whatever the snapshot lists.
+    let sends_sha256 = client.is_some() || participation.lock().is_ok_and(|p| p.is_some());
+    let also = if args.all_digests {
+        DigestKinds::ALL
+    } else if sends_sha256 {
+        DigestKinds::of(DigestKind::Sha256)
+    } else {
+        DigestKinds::NONE
+    };
     let mut scanner = Scanner::new()
+        .also_compute(also)
         .follow_symlinks(args.follow_symlinks)
         .one_file_system(args.one_file_system)
         .max_file_size(args.max_filesize)
@@ -645,31 +668,25 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
             l.put(path, line);
         }
     };
+    let kinds = scanner.kinds_for(snapshot);
     let bar = progress_bar();
     let bytes_seen = std::sync::atomic::AtomicU64::new(0);
-    let (config_dir, settings) = crate::cloud::settings()?;
-    let client = crate::cloud::client(&args.cloud, &settings);
-    let sequence = source.sequence();
-    let participation = Mutex::new(Participation::load(
-        config_dir.as_ref(),
-        &settings,
-        sequence,
-    ));
     let keep_unknown = client.is_some();
     let unknown_files = Mutex::new(Vec::<UnknownFile>::new());
     let on_file = |file: &ScannedFile<'_>| {
         let verdict = file.verdict();
         if let Ok(mut p) = participation.lock() {
-            if let Some(p) = p.as_mut() {
-                p.record(&file.digests.digests()[2].to_hex(), verdict);
+            if let (Some(p), Some(sha256)) = (p.as_mut(), file.digests.get(DigestKind::Sha256)) {
+                p.record(&sha256.to_hex(), verdict);
             }
         }
-        if verdict == Verdict::Unknown && keep_unknown {
+        let sha256 = file.digests.get(DigestKind::Sha256);
+        if let (Verdict::Unknown, true, Some(sha256)) = (verdict, keep_unknown, sha256) {
             if let Ok(mut list) = unknown_files.lock() {
                 if list.len() < MAX_CLOUD_FILES {
                     list.push(UnknownFile {
                         path: file.path.clone(),
-                        sha256: file.digests.digests()[2].to_hex(),
+                        sha256: sha256.to_hex(),
                         size: file.size(),
                     });
                     if !args.all {
@@ -685,7 +702,7 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
 
     let mut summary = ScanSummary::default();
     if scan_stdin_too {
-        match scan_stdin(snapshot) {
+        match scan_stdin(snapshot, kinds) {
             Ok(file) => {
                 summary.files += 1;
                 summary.bytes = file.size();
