@@ -59,6 +59,7 @@
 //! ```
 
 pub mod archive;
+pub mod bench;
 mod hash;
 
 use std::fs::{File, FileType};

@@ -50,6 +50,10 @@ use crate::{open_source, Outcome, Source, TrustArgs};
 /// were computed: a kind the snapshot does not list is left out (it could not have matched
 /// anything, so the verdict is the same), unless --all-digests is given.
 ///
+/// --bench also measures the hashing limit, what one core hashes per CPU second with the
+/// same digest code for the same digest kinds, and prints it beside the scan's rate on
+/// standard error (run it twice to scan with a warm page cache).
+///
 /// Exit codes: 0 nothing malicious found, 1 something malicious found, 2 some file or
 /// directory could not be scanned (an error wins over a malicious find, as in clamscan).
 #[derive(Debug, Args)]
@@ -138,6 +142,10 @@ pub struct ScanArgs {
     /// the kinds the snapshot lists.
     #[arg(long)]
     all_digests: bool,
+    /// Measure the hashing limit of the digests computed and print it beside the scan's
+    /// rate, on standard error.
+    #[arg(long)]
+    bench: bool,
 }
 
 impl ScanArgs {
@@ -519,6 +527,72 @@ fn mb_per_second(bytes: u64, elapsed: Duration) -> f64 {
     }
 }
 
+/// The hashing limit of `kinds` on this machine: 5 repetitions of 0.3 s of CPU time each,
+/// hashing one read buffer's worth at a time, as the scan does.
+fn bench_limit(kinds: DigestKinds) -> repute::scan::bench::HashingLimit {
+    repute::scan::bench::hashing_limit(
+        kinds,
+        repute::scan::DEFAULT_BUFFER_SIZE,
+        5,
+        Duration::from_millis(300),
+    )
+}
+
+/// `--bench`: the hashing limit beside the scan's rate, per wall-clock second and per CPU
+/// second (the latter is what a busy machine does not distort).
+fn print_bench(
+    limit: &repute::scan::bench::HashingLimit,
+    s: &ScanSummary,
+    cpu: Option<Duration>,
+    threads: usize,
+) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parallel = threads.min(cores).max(1);
+    let per_core = limit.median();
+    let (lo, hi) = limit.spread();
+    let unit = if limit.cpu_time {
+        "CPU second"
+    } else {
+        "second"
+    };
+    let wall = mb_per_second(s.bytes, s.elapsed);
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "bench: digests {}: hashing limit {per_core:.0} MB per {unit} per core \
+         (median of {}, {lo:.0}-{hi:.0}); {parallel} of {cores} cores: {:.0} MB/s",
+        limit.kinds,
+        limit.mb_per_cpu_second.len(),
+        per_core * parallel as f64,
+    );
+    let of_limit = |rate: f64| {
+        if per_core > 0.0 {
+            format!("{:.2}x", rate / (per_core * parallel as f64))
+        } else {
+            "-".to_string()
+        }
+    };
+    let _ = writeln!(
+        err,
+        "bench: scan {wall:.0} MB/s on {threads} threads = {} the limit on {parallel} cores",
+        of_limit(wall)
+    );
+    if let Some(cpu) = cpu.filter(|c| !c.is_zero()) {
+        let per_cpu = s.bytes as f64 / 1e6 / cpu.as_secs_f64();
+        let _ = writeln!(
+            err,
+            "bench: scan {per_cpu:.0} MB per CPU second ({:.2} s of CPU) = {:.2}x the \
+             per-core limit",
+            cpu.as_secs_f64(),
+            if per_core > 0.0 {
+                per_cpu / per_core
+            } else {
+                0.0
+            }
+        );
+    }
+}
+
 fn print_summary(s: &ScanSummary) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(
@@ -669,6 +743,8 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
         }
     };
     let kinds = scanner.kinds_for(snapshot);
+    let limit = args.bench.then(|| bench_limit(kinds));
+    let cpu_before = repute::scan::bench::process_cpu_time();
     let bar = progress_bar();
     let bytes_seen = std::sync::atomic::AtomicU64::new(0);
     let keep_unknown = client.is_some();
@@ -778,6 +854,9 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
         summary.elapsed = elapsed;
     }
     bar.finish_and_clear();
+    let cpu = repute::scan::bench::process_cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
 
     let mut listing = listing
         .into_inner()
@@ -829,6 +908,13 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
     drop(listing);
     if !quiet && !args.no_summary {
         print_summary(&summary);
+    }
+    if let Some(limit) = &limit {
+        let threads = args.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |n| n as usize,
+        );
+        print_bench(limit, &summary, cpu, threads);
     }
     if let Some(client) = &client {
         crate::cloud::print_status(client);

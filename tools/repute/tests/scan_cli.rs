@@ -538,3 +538,24 @@ fn jsonl_leaves_out_the_digests_not_computed() {
         assert_eq!(line["matched"], same["matched"]);
     }
 }
+
+/// `--bench` names the digests it measured and sets the limit beside the scan's rate; the
+/// scan's own output and exit code are unchanged.
+#[test]
+fn bench_prints_the_hashing_limit_beside_the_scan_rate() {
+    let dir = setup();
+    let p = dir.path();
+    let o = run(
+        p,
+        &["scan", "bad.snap", "tree", "--bench", "--threads", "1"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("bench: digests md5,sha1: hashing limit"),
+        "{err}"
+    );
+    assert!(err.contains("the limit on 1 cores"), "{err}");
+    let plain = run(p, &["scan", "bad.snap", "tree", "--threads", "1"]);
+    assert_eq!(o.stdout, plain.stdout);
+}
