@@ -9,7 +9,9 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use repute::scan::{hash_reader, lookup_file, ScanEvent, ScanSummary, Scanner, SkipReason};
+use repute::scan::{
+    hash_reader, lookup_file, DigestKinds, ScanEvent, ScanSummary, Scanner, SkipReason,
+};
 use repute::{Digest, DigestKind, FeedInfo, RecordSpec, Snapshot, SnapshotBuilder, Verdict};
 
 const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
@@ -180,8 +182,9 @@ fn reasons(report: &Report, reason: SkipReason) -> Vec<PathBuf> {
 fn scans_a_tree_with_digests_matching_coreutils() {
     let t = tree();
     let root = t.root();
+    // The snapshot lists no SHA-1: ask for all three, to compare them all.
     let r = scan(
-        Scanner::new().threads(3),
+        Scanner::new().threads(3).also_compute(DigestKinds::ALL),
         shared_snapshot(),
         vec![root.clone()],
     );
@@ -466,4 +469,122 @@ fn an_override_on_one_digest_beats_a_malicious_entry_on_another() {
     assert_eq!(hit.record.verdict(), Verdict::Trusted);
     assert!(hit.record.is_override());
     assert_eq!(hit.matched, DigestKind::Sha256);
+}
+
+/// A snapshot listing only these digests, all malicious.
+fn listing(digests: &[Digest]) -> &'static Snapshot {
+    let mut b = SnapshotBuilder::new();
+    let bad = b.add_feed(FeedInfo::new("bad", "hashes", Verdict::Malicious));
+    for d in digests {
+        b.add_digest(bad, *d, RecordSpec::new(Verdict::Malicious));
+    }
+    Box::leak(Box::new(Snapshot::open(b.to_bytes().unwrap()).unwrap()))
+}
+
+/// `count` files of pseudo-random contents under a new directory, and their paths.
+fn random_files(seed: u64, count: usize) -> (tempfile::TempDir, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = (0..count)
+        .map(|i| {
+            let path = dir.path().join(format!("f{i}"));
+            fs::write(&path, bytes(seed + i as u64, 1 + (i * 7919) % 300_000)).unwrap();
+            path
+        })
+        .collect();
+    (dir, paths)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(8))]
+
+    /// Against a SHA-256-only snapshot only SHA-256 is computed, and exactly the listed files
+    /// are found; coreutils is the oracle for the digest.
+    #[test]
+    fn a_sha256_only_snapshot_computes_sha256_alone_and_finds_its_files(
+        seed in 0u64..1_000_000,
+        listed in proptest::collection::vec(proptest::bool::ANY, 6),
+    ) {
+        let (_dir, paths) = random_files(seed, listed.len());
+        let sums: Vec<String> = paths.iter().map(|p| oracle("sha256sum", p)).collect();
+        let digests: Vec<Digest> = sums
+            .iter()
+            .zip(&listed)
+            .filter(|(_, l)| **l)
+            .map(|(s, _)| s.parse().unwrap())
+            .collect();
+        let snapshot = listing(&digests);
+        let sha256 = DigestKinds::of(DigestKind::Sha256);
+        proptest::prop_assert_eq!(Scanner::new().kinds_for(snapshot), sha256);
+        let r = scan(Scanner::new().threads(2), snapshot, paths.clone());
+        for ((path, sum), listed) in paths.iter().zip(&sums).zip(&listed) {
+            let (d, verdict, matched) = r.files[path];
+            proptest::prop_assert_eq!(d.kinds, sha256);
+            proptest::prop_assert_eq!(d.get(DigestKind::Sha256).unwrap().to_hex(), sum.clone());
+            proptest::prop_assert!(d.get(DigestKind::Md5).is_none());
+            proptest::prop_assert!(d.get(DigestKind::Sha1).is_none());
+            let want = if *listed { Verdict::Malicious } else { Verdict::Unknown };
+            proptest::prop_assert_eq!(verdict, want);
+            proptest::prop_assert_eq!(matched, listed.then_some(DigestKind::Sha256));
+        }
+    }
+
+    /// A snapshot of all three kinds still finds files listed by MD5 alone (or SHA-1
+    /// alone), with all three digests computed.
+    #[test]
+    fn a_three_kind_snapshot_finds_files_listed_by_one_kind(
+        seed in 0u64..1_000_000,
+        kinds in proptest::collection::vec(0usize..4, 6),
+    ) {
+        let (_dir, paths) = random_files(seed, kinds.len());
+        let tools = ["md5sum", "sha1sum", "sha256sum"];
+        let mut digests: Vec<Digest> = kinds
+            .iter()
+            .zip(&paths)
+            .filter(|(k, _)| **k < 3)
+            .map(|(k, p)| oracle(tools[*k], p).parse().unwrap())
+            .collect();
+        // One unrelated digest of each kind, so all three tables are there.
+        digests.push(Digest::from_bytes(&[1; 16]).unwrap());
+        digests.push(Digest::from_bytes(&[2; 20]).unwrap());
+        digests.push(Digest::from_bytes(&[3; 32]).unwrap());
+        let snapshot = listing(&digests);
+        proptest::prop_assert_eq!(Scanner::new().kinds_for(snapshot), DigestKinds::ALL);
+        let r = scan(Scanner::new().threads(2), snapshot, paths.clone());
+        for (path, k) in paths.iter().zip(&kinds) {
+            let (d, verdict, matched) = r.files[path];
+            proptest::prop_assert_eq!(d.kinds, DigestKinds::ALL);
+            if *k < 3 {
+                proptest::prop_assert_eq!(verdict, Verdict::Malicious);
+                proptest::prop_assert_eq!(matched, Some(DigestKind::ALL[*k]));
+            } else {
+                proptest::prop_assert_eq!(verdict, Verdict::Unknown);
+            }
+        }
+    }
+}
+
+/// Asking for more digests adds them; an MD5-only snapshot computes MD5 alone.
+#[test]
+fn also_compute_adds_kinds_to_what_the_snapshot_lists() {
+    let snapshot = listing(&[EICAR_MD5.parse().unwrap()]);
+    let md5 = DigestKinds::of(DigestKind::Md5);
+    assert_eq!(Scanner::new().kinds_for(snapshot), md5);
+    let with_sha256 = Scanner::new().also_compute(DigestKinds::of(DigestKind::Sha256));
+    assert_eq!(
+        with_sha256.kinds_for(snapshot),
+        md5.with(DigestKind::Sha256)
+    );
+    let t = tree();
+    let eicar = t.root().join("eicar.com");
+    let r = scan(with_sha256, snapshot, vec![eicar.clone()]);
+    let (d, verdict, matched) = r.files[&eicar];
+    assert_eq!(
+        (verdict, matched),
+        (Verdict::Malicious, Some(DigestKind::Md5))
+    );
+    assert_eq!(
+        d.get(DigestKind::Sha256).unwrap().to_hex(),
+        oracle("sha256sum", &eicar)
+    );
+    assert!(d.get(DigestKind::Sha1).is_none());
 }

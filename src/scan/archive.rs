@@ -26,7 +26,7 @@ use std::ffi::OsString;
 use std::io::{self, Cursor, Read, Seek};
 use std::path::{Path, PathBuf};
 
-use super::hash::{hash_reader, FileDigests};
+use super::hash::{hash_reader_kinds, DigestKinds, FileDigests};
 
 /// Bytes of a file's start that [`archive_kind`] needs (a tar header's magic sits at 257).
 pub const HEAD_LEN: usize = 512;
@@ -117,16 +117,26 @@ pub enum MemberEvent {
     },
 }
 
+/// What [`walk_archive`] computes of each member, and with which read buffer.
+#[derive(Debug)]
+pub struct Target<'b> {
+    /// The digest kinds computed of each member.
+    pub kinds: DigestKinds,
+    /// The read buffer.
+    pub buf: &'b mut [u8],
+}
+
 /// Reads the archive `reader` (of `kind`, `compressed_len` bytes on disk, shown as `path`) and
-/// reports each member to `on_event`, with `buf` as the read buffer. See the
-/// [module docs](self) for the limits. Never panics, whatever the bytes.
+/// reports each member to `on_event`, with the digests of `target.kinds`, reading through
+/// `target.buf`. See the [module docs](self) for the limits. Never panics, whatever the
+/// bytes.
 pub fn walk_archive<R: Read + Seek>(
     path: &Path,
     kind: ArchiveKind,
     reader: R,
     compressed_len: u64,
     limits: &ArchiveLimits,
-    buf: &mut [u8],
+    target: Target<'_>,
     on_event: &mut dyn FnMut(MemberEvent),
 ) {
     let mut walk = Walk {
@@ -134,7 +144,8 @@ pub fn walk_archive<R: Read + Seek>(
         members: 0,
         total: 0,
         stopped: false,
-        buf,
+        kinds: target.kinds,
+        buf: target.buf,
         on_event,
     };
     let path = path.as_os_str().to_owned();
@@ -147,6 +158,7 @@ struct Walk<'a> {
     total: u64,
     /// A members or bytes limit was reached: nothing more is read.
     stopped: bool,
+    kinds: DigestKinds,
     buf: &'a mut [u8],
     on_event: &'a mut dyn FnMut(MemberEvent),
 }
@@ -487,7 +499,9 @@ impl Walk<'_> {
             .take(keep.saturating_add(1))
             .read_to_end(&mut held)
         {
-            Ok(_) => hash_reader(Cursor::new(&held).chain(&mut bounded), self.buf),
+            Ok(_) => {
+                hash_reader_kinds(Cursor::new(&held).chain(&mut bounded), self.buf, self.kinds)
+            }
             Err(e) => Err(e),
         };
         self.total = self.total.saturating_add(bounded.read);
@@ -608,7 +622,10 @@ mod tests {
                     Cursor::new(bytes),
                     n,
                     &ArchiveLimits::default(),
-                    &mut buf,
+                    Target {
+                        kinds: DigestKinds::ALL,
+                        buf: &mut buf,
+                    },
                     &mut |_| {},
                 );
             }

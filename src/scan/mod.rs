@@ -1,8 +1,9 @@
 //! Scanning files: hash every regular file under some paths and look its digests up.
 //!
 //! [`hash_reader`] computes a file's MD5, SHA-1 and SHA-256 in one pass over its bytes and
-//! returns them as [`FileDigests`]. [`lookup_file`] asks a [`Snapshot`] about all three and
-//! keeps the strongest answer (malicious > suspicious > trusted > known) as a [`DigestHit`].
+//! returns them as [`FileDigests`] ([`hash_reader_kinds`] only the [`DigestKinds`] asked
+//! for). [`lookup_file`] asks a [`Snapshot`] about the digests computed and keeps the
+//! strongest answer (malicious > suspicious > trusted > known) as a [`DigestHit`].
 //! [`Scanner`] puts both to work: configured once (symlinks, file systems, size limit,
 //! exclusions, threads), its [`Scanner::scan`] walks paths recursively, hashes the regular
 //! files on worker threads and hands one [`ScanEvent`] per file to a callback, then returns a
@@ -30,6 +31,12 @@
 //!   to one of its own ancestors (or an ancestor of the scanned path, which would walk it
 //!   again) is reported as [`SkipReason::SymlinkLoop`] and not entered.
 //!
+//! - **Only the digests that can answer are computed.** A scan hashes each file with the
+//!   kinds its source lists ([`DigestSource::digest_kinds`]: a SHA-256-only snapshot costs
+//!   one SHA-256 per file, not MD5 and SHA-1 too), plus those asked for with
+//!   [`Scanner::also_compute`]. A digest not computed is absent from [`FileDigests`]
+//!   ([`FileDigests::get`] is `None`): it could not have matched anything.
+//!
 //! The library never prints: what to show is the callback's business.
 //!
 //! ```no_run
@@ -52,6 +59,7 @@
 //! ```
 
 pub mod archive;
+pub mod bench;
 mod hash;
 
 use std::fs::{File, FileType};
@@ -65,7 +73,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use walkdir::WalkDir;
 
 pub use archive::{ArchiveKind, ArchiveLimits};
-pub use hash::{hash_reader, FileDigests};
+pub use hash::{hash_reader, hash_reader_kinds, hash_slice, DigestKinds, FileDigests};
 
 use crate::{DigestKind, Error, Record, Result, Snapshot, Verdict};
 
@@ -80,6 +88,20 @@ const QUEUE_PER_THREAD: usize = 4;
 pub trait DigestSource {
     /// The record of one digest, when listed.
     fn lookup_digest(&self, digest: &crate::Digest) -> Option<Record<'_>>;
+
+    /// The digest kinds that can have an answer: a scan computes only these (and those
+    /// asked for with [`Scanner::also_compute`]). All three unless the source says better.
+    fn digest_kinds(&self) -> DigestKinds {
+        DigestKinds::ALL
+    }
+}
+
+/// The kinds whose digest table in `snapshot` is not empty.
+fn listed_kinds<D: AsRef<[u8]>>(snapshot: &Snapshot<D>) -> DigestKinds {
+    DigestKind::ALL
+        .into_iter()
+        .filter(|kind| !snapshot.digest_table(*kind).is_empty())
+        .collect()
 }
 
 impl<D: AsRef<[u8]>> DigestSource for Snapshot<D> {
@@ -87,12 +109,26 @@ impl<D: AsRef<[u8]>> DigestSource for Snapshot<D> {
     fn lookup_digest(&self, digest: &crate::Digest) -> Option<Record<'_>> {
         Snapshot::lookup_digest(self, digest)
     }
+
+    /// The kinds with a non-empty digest table.
+    fn digest_kinds(&self) -> DigestKinds {
+        listed_kinds(self)
+    }
 }
 
 impl DigestSource for crate::View {
     #[inline]
     fn lookup_digest(&self, digest: &crate::Digest) -> Option<Record<'_>> {
         crate::View::lookup_digest(self, digest)
+    }
+
+    /// The kinds with a non-empty digest table in any layer (base or delta).
+    fn digest_kinds(&self) -> DigestKinds {
+        self.layers()
+            .iter()
+            .fold(DigestKinds::NONE, |kinds, layer| {
+                kinds.union(listed_kinds(layer.snapshot()))
+            })
     }
 }
 
@@ -105,7 +141,7 @@ pub struct DigestHit<'s> {
     pub matched: DigestKind,
 }
 
-/// Looks up a file's three digests and returns the strongest answer. A record from an
+/// Looks up a file's digests (those computed) and returns the strongest answer. A record from an
 /// override (allowlist) feed wins over every non-override record, whichever digest either
 /// matched: an override on a file's SHA-256 beats a malicious MD5 of the same file. Otherwise
 /// malicious > suspicious > trusted > known. When two digests give answers of equal
@@ -116,8 +152,11 @@ pub fn lookup_file<'s, S: DigestSource + ?Sized>(
     digests: &FileDigests,
 ) -> Option<DigestHit<'s>> {
     let mut best: Option<DigestHit<'s>> = None;
-    for digest in digests.digests().iter().rev() {
-        if let Some(record) = snapshot.lookup_digest(digest) {
+    for kind in [DigestKind::Sha256, DigestKind::Sha1, DigestKind::Md5] {
+        let Some(digest) = digests.get(kind) else {
+            continue;
+        };
+        if let Some(record) = snapshot.lookup_digest(&digest) {
             // Lower ranks win: overrides first, then by verdict precedence.
             let rank = |r: &Record<'_>| (!r.is_override(), r.verdict().precedence());
             let stronger = best
@@ -415,6 +454,7 @@ pub struct Scanner {
     threads: usize,
     buffer_size: usize,
     archives: Option<ArchiveLimits>,
+    also_compute: DigestKinds,
 }
 
 impl Default for Scanner {
@@ -435,6 +475,7 @@ impl Scanner {
             threads: 0,
             buffer_size: DEFAULT_BUFFER_SIZE,
             archives: None,
+            also_compute: DigestKinds::NONE,
         }
     }
 
@@ -502,6 +543,19 @@ impl Scanner {
         self
     }
 
+    /// Computes these digest kinds of every file too, besides those the scanned source
+    /// lists (the default: none more). A caller that reports digests, or sends them on to a
+    /// service, asks here for the kinds it needs; [`DigestKinds::ALL`] gives all three.
+    pub fn also_compute(mut self, kinds: DigestKinds) -> Self {
+        self.also_compute = kinds;
+        self
+    }
+
+    /// The digest kinds a scan of `source` computes.
+    pub fn kinds_for<S: DigestSource + ?Sized>(&self, source: &S) -> DigestKinds {
+        source.digest_kinds().union(self.also_compute)
+    }
+
     fn worker_count(&self) -> usize {
         match self.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -533,6 +587,7 @@ impl Scanner {
         F: Fn(ScanEvent<'s>) + Sync,
     {
         let start = Instant::now();
+        let kinds = self.kinds_for(snapshot);
         let workers = self.worker_count();
         let (queue, jobs) = sync_channel::<Job>(workers.saturating_mul(QUEUE_PER_THREAD));
         let jobs = Mutex::new(jobs);
@@ -541,7 +596,7 @@ impl Scanner {
             for i in 0..workers {
                 let spawned = std::thread::Builder::new()
                     .name(format!("repute-scan-{i}"))
-                    .spawn_scoped(scope, || self.work(snapshot, &jobs, &on_event));
+                    .spawn_scoped(scope, || self.work(snapshot, kinds, &jobs, &on_event));
                 match spawned {
                     Ok(handle) => handles.push(handle),
                     Err(_) => break,
@@ -557,7 +612,7 @@ impl Scanner {
             for path in paths {
                 self.walk(
                     path.as_ref(),
-                    snapshot,
+                    (snapshot, kinds),
                     &mut reader,
                     &on_event,
                     &mut summary,
@@ -580,7 +635,7 @@ impl Scanner {
     fn walk<'s, S, F>(
         &self,
         root: &Path,
-        snapshot: &'s S,
+        (snapshot, kinds): (&'s S, DigestKinds),
         dispatch: &mut Dispatch,
         on_event: &F,
         summary: &mut ScanSummary,
@@ -677,7 +732,9 @@ impl Scanner {
                         }
                     }
                     Dispatch::Inline(buf) => {
-                        self.scan_file(snapshot, job, buf, &mut |event| emit(summary, event));
+                        self.scan_file((snapshot, kinds), job, buf, &mut |event| {
+                            emit(summary, event)
+                        });
                     }
                 }
                 continue;
@@ -697,6 +754,7 @@ impl Scanner {
     fn work<'s, S, F>(
         &self,
         snapshot: &'s S,
+        kinds: DigestKinds,
         jobs: &Mutex<Receiver<Job>>,
         on_event: &F,
     ) -> ScanSummary
@@ -714,7 +772,7 @@ impl Scanner {
                 Err(_) => break,
             };
             let Ok(job) = next else { break };
-            self.scan_file(snapshot, job, &mut buf, &mut |event| {
+            self.scan_file((snapshot, kinds), job, &mut buf, &mut |event| {
                 summary.count(&event);
                 on_event(event);
             });
@@ -726,19 +784,19 @@ impl Scanner {
     /// `Error` event, after the events of its members when it is an archive.
     fn scan_file<'s, S: DigestSource + ?Sized>(
         &self,
-        snapshot: &'s S,
+        (snapshot, kinds): (&'s S, DigestKinds),
         job: Job,
         buf: &mut [u8],
         emit: &mut dyn FnMut(ScanEvent<'s>),
     ) {
         let mut head = Head::default();
         let path = job.path;
-        let event = match self.read_file(&path, job.seen, job.no_follow, buf, &mut head) {
+        let event = match self.read_file(&path, (job.seen, job.no_follow), kinds, buf, &mut head) {
             Ok(FileRead::Digests(digests, identity)) => {
                 let hit = lookup_file(snapshot, &digests);
                 let contained = match (&self.archives, archive::archive_kind(head.bytes())) {
                     (Some(limits), Some(kind)) => self.scan_archive(
-                        snapshot,
+                        (snapshot, kinds),
                         &path,
                         (identity, job.no_follow),
                         kind,
@@ -767,7 +825,7 @@ impl Scanner {
     #[allow(clippy::too_many_arguments)]
     fn scan_archive<'s, S: DigestSource + ?Sized>(
         &self,
-        snapshot: &'s S,
+        (snapshot, kinds): (&'s S, DigestKinds),
         path: &Path,
         (seen, no_follow): (Option<FileIdentity>, bool),
         kind: ArchiveKind,
@@ -788,7 +846,8 @@ impl Scanner {
         };
         let mut best: Option<ContainedHit<'s>> = None;
         let reader = io::BufReader::with_capacity(64 * 1024, file);
-        archive::walk_archive(path, kind, reader, size, limits, buf, &mut |event| {
+        let target = archive::Target { kinds, buf };
+        archive::walk_archive(path, kind, reader, size, limits, target, &mut |event| {
             let event = match event {
                 archive::MemberEvent::Member { path, digests } => {
                     let hit = lookup_file(snapshot, &digests);
@@ -825,8 +884,8 @@ impl Scanner {
     fn read_file(
         &self,
         path: &Path,
-        seen: Option<FileIdentity>,
-        no_follow: bool,
+        (seen, no_follow): (Option<FileIdentity>, bool),
+        kinds: DigestKinds,
         buf: &mut [u8],
         head: &mut Head,
     ) -> io::Result<FileRead> {
@@ -847,7 +906,7 @@ impl Scanner {
             inner: (&file).take(size.saturating_add(1)),
             head,
         };
-        let digests = hash_reader(reader, buf)?;
+        let digests = hash_reader_kinds(reader, buf, kinds)?;
         let after = file.metadata()?;
         let modified = |m: &std::fs::Metadata| m.modified().ok();
         if digests.size != size || after.len() != size || modified(&after) != modified(&before) {
@@ -1081,7 +1140,7 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(&secret, &path).unwrap();
         assert!(scanner
-            .read_file(&path, seen, true, &mut buf, &mut head)
+            .read_file(&path, (seen, true), DigestKinds::ALL, &mut buf, &mut head)
             .is_err());
     }
 }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use repute::scan::DigestKinds;
 use repute::scan::{ArchiveLimits, DigestHit, ScanEvent, ScanSummary, ScannedFile, Scanner};
-use repute::Verdict;
+use repute::{DigestKind, Verdict};
 use serde::Serialize;
 use sha2::Digest as _;
 
@@ -19,8 +20,10 @@ use crate::{open_source, Outcome, Source, TrustArgs};
 
 /// Scan files and directories: hash every file and look it up.
 ///
-/// Every regular file under each PATH is read once; its MD5, SHA-1 and SHA-256 are computed
-/// in one pass and all three are looked up in the snapshot. The strongest verdict wins
+/// Every regular file under each PATH is read once; the digests the snapshot can answer are
+/// computed in one pass (of MD5, SHA-1 and SHA-256, the kinds it lists: a SHA-256-only
+/// snapshot costs one SHA-256 per file) and looked up. SHA-256 is computed too when the
+/// cloud or participation is on, all three with --all-digests. The strongest verdict wins
 /// (an override feed's entry first, then malicious > suspicious > trusted > known). Files
 /// are read on several threads with a fixed amount of memory, and never memory-mapped.
 ///
@@ -43,7 +46,13 @@ use crate::{open_source, Outcome, Source, TrustArgs};
 /// JSON output (--format json, or jsonl: the same) is one object per listed file with
 /// `"schema":"repute/1"`, the fields `repute lookup` uses (`verdict`, `type`, `matched`,
 /// `name`, `category`, `source`, `confidence`, ...), and `error` objects (`kind`,
-/// `message`).
+/// `message`). A file's `md5`, `sha1` and `sha256` fields are there for the digests that
+/// were computed: a kind the snapshot does not list is left out (it could not have matched
+/// anything, so the verdict is the same), unless --all-digests is given.
+///
+/// --bench also measures the hashing limit, what one core hashes per CPU second with the
+/// same digest code for the same digest kinds, and prints it beside the scan's rate on
+/// standard error (run it twice to scan with a warm page cache).
 ///
 /// Exit codes: 0 nothing malicious found, 1 something malicious found, 2 some file or
 /// directory could not be scanned (an error wins over a malicious find, as in clamscan).
@@ -129,6 +138,14 @@ pub struct ScanArgs {
     trust: TrustArgs,
     #[command(flatten)]
     cloud: CloudLookupArgs,
+    /// Compute and report all three digests of every file (MD5, SHA-1, SHA-256), not only
+    /// the kinds the snapshot lists.
+    #[arg(long)]
+    all_digests: bool,
+    /// Measure the hashing limit of the digests computed and print it beside the scan's
+    /// rate, on standard error.
+    #[arg(long)]
+    bench: bool,
 }
 
 impl ScanArgs {
@@ -335,12 +352,12 @@ fn file_line(format: Format, entry: &'static str, file: &ScannedFile<'_>) -> Vec
     };
     match format {
         Format::Json => {
-            let [md5, sha1, sha256] = file.digests.digests();
+            let hex = |kind| file.digests.get(kind).map(|d| d.to_hex());
             let mut j = JsonFile::new(entry, &file.path);
             j.size = Some(file.size());
-            j.md5 = Some(md5.to_hex());
-            j.sha1 = Some(sha1.to_hex());
-            j.sha256 = Some(sha256.to_hex());
+            j.md5 = hex(DigestKind::Md5);
+            j.sha1 = hex(DigestKind::Sha1);
+            j.sha256 = hex(DigestKind::Sha256);
             j.verdict = Some(verdict);
             if let Some(hit) = hit {
                 j.kind = Some(hit.matched.as_str());
@@ -351,12 +368,7 @@ fn file_line(format: Format, entry: &'static str, file: &ScannedFile<'_>) -> Vec
                 j.last_seen = hit.record.last_seen();
                 j.confidence = hit.record.confidence();
                 if member.is_none() {
-                    let matched = file
-                        .digests
-                        .digests()
-                        .into_iter()
-                        .find(|d| d.kind() == hit.matched);
-                    j.matched = matched.map(|d| d.to_hex());
+                    j.matched = hex(hit.matched);
                 }
             }
             j.member = member.map(|m| json_path(m).0);
@@ -515,6 +527,72 @@ fn mb_per_second(bytes: u64, elapsed: Duration) -> f64 {
     }
 }
 
+/// The hashing limit of `kinds` on this machine: 5 repetitions of 0.3 s of CPU time each,
+/// hashing one read buffer's worth at a time, as the scan does.
+fn bench_limit(kinds: DigestKinds) -> repute::scan::bench::HashingLimit {
+    repute::scan::bench::hashing_limit(
+        kinds,
+        repute::scan::DEFAULT_BUFFER_SIZE,
+        5,
+        Duration::from_millis(300),
+    )
+}
+
+/// `--bench`: the hashing limit beside the scan's rate, per wall-clock second and per CPU
+/// second (the latter is what a busy machine does not distort).
+fn print_bench(
+    limit: &repute::scan::bench::HashingLimit,
+    s: &ScanSummary,
+    cpu: Option<Duration>,
+    threads: usize,
+) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parallel = threads.min(cores).max(1);
+    let per_core = limit.median();
+    let (lo, hi) = limit.spread();
+    let unit = if limit.cpu_time {
+        "CPU second"
+    } else {
+        "second"
+    };
+    let wall = mb_per_second(s.bytes, s.elapsed);
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "bench: digests {}: hashing limit {per_core:.0} MB per {unit} per core \
+         (median of {}, {lo:.0}-{hi:.0}); {parallel} of {cores} cores: {:.0} MB/s",
+        limit.kinds,
+        limit.mb_per_cpu_second.len(),
+        per_core * parallel as f64,
+    );
+    let of_limit = |rate: f64| {
+        if per_core > 0.0 {
+            format!("{:.2}x", rate / (per_core * parallel as f64))
+        } else {
+            "-".to_string()
+        }
+    };
+    let _ = writeln!(
+        err,
+        "bench: scan {wall:.0} MB/s on {threads} threads = {} the limit on {parallel} cores",
+        of_limit(wall)
+    );
+    if let Some(cpu) = cpu.filter(|c| !c.is_zero()) {
+        let per_cpu = s.bytes as f64 / 1e6 / cpu.as_secs_f64();
+        let _ = writeln!(
+            err,
+            "bench: scan {per_cpu:.0} MB per CPU second ({:.2} s of CPU) = {:.2}x the \
+             per-core limit",
+            cpu.as_secs_f64(),
+            if per_core > 0.0 {
+                per_cpu / per_core
+            } else {
+                0.0
+            }
+        );
+    }
+}
+
 fn print_summary(s: &ScanSummary) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(
@@ -581,9 +659,10 @@ fn path_from_bytes(bytes: &[u8]) -> PathBuf {
 /// Hashes standard input and looks it up, as the file `-`.
 fn scan_stdin<'s>(
     snapshot: &'s (dyn repute::scan::DigestSource + Sync),
+    kinds: DigestKinds,
 ) -> std::io::Result<ScannedFile<'s>> {
     let mut buf = vec![0u8; repute::scan::DEFAULT_BUFFER_SIZE];
-    let digests = repute::scan::hash_reader(std::io::stdin().lock(), &mut buf)?;
+    let digests = repute::scan::hash_reader_kinds(std::io::stdin().lock(), &mut buf, kinds)?;
     let hit = repute::scan::lookup_file(snapshot, &digests);
     Ok(ScannedFile {
         path: PathBuf::from("-"),
@@ -607,7 +686,25 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
         })?;
     }
     let snapshot = source.digests();
+    let (config_dir, settings) = crate::cloud::settings()?;
+    let client = crate::cloud::client(&args.cloud, &settings);
+    let sequence = source.sequence();
+    let participation = Mutex::new(Participation::load(
+        config_dir.as_ref(),
+        &settings,
+        sequence,
+    ));
+    // The cloud and participation speak SHA-256, whatever the snapshot lists.
+    let sends_sha256 = client.is_some() || participation.lock().is_ok_and(|p| p.is_some());
+    let also = if args.all_digests {
+        DigestKinds::ALL
+    } else if sends_sha256 {
+        DigestKinds::of(DigestKind::Sha256)
+    } else {
+        DigestKinds::NONE
+    };
     let mut scanner = Scanner::new()
+        .also_compute(also)
         .follow_symlinks(args.follow_symlinks)
         .one_file_system(args.one_file_system)
         .max_file_size(args.max_filesize)
@@ -645,31 +742,27 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
             l.put(path, line);
         }
     };
+    let kinds = scanner.kinds_for(snapshot);
+    let limit = args.bench.then(|| bench_limit(kinds));
+    let cpu_before = repute::scan::bench::process_cpu_time();
     let bar = progress_bar();
     let bytes_seen = std::sync::atomic::AtomicU64::new(0);
-    let (config_dir, settings) = crate::cloud::settings()?;
-    let client = crate::cloud::client(&args.cloud, &settings);
-    let sequence = source.sequence();
-    let participation = Mutex::new(Participation::load(
-        config_dir.as_ref(),
-        &settings,
-        sequence,
-    ));
     let keep_unknown = client.is_some();
     let unknown_files = Mutex::new(Vec::<UnknownFile>::new());
     let on_file = |file: &ScannedFile<'_>| {
         let verdict = file.verdict();
         if let Ok(mut p) = participation.lock() {
-            if let Some(p) = p.as_mut() {
-                p.record(&file.digests.digests()[2].to_hex(), verdict);
+            if let (Some(p), Some(sha256)) = (p.as_mut(), file.digests.get(DigestKind::Sha256)) {
+                p.record(&sha256.to_hex(), verdict);
             }
         }
-        if verdict == Verdict::Unknown && keep_unknown {
+        let sha256 = file.digests.get(DigestKind::Sha256);
+        if let (Verdict::Unknown, true, Some(sha256)) = (verdict, keep_unknown, sha256) {
             if let Ok(mut list) = unknown_files.lock() {
                 if list.len() < MAX_CLOUD_FILES {
                     list.push(UnknownFile {
                         path: file.path.clone(),
-                        sha256: file.digests.digests()[2].to_hex(),
+                        sha256: sha256.to_hex(),
                         size: file.size(),
                     });
                     if !args.all {
@@ -685,7 +778,7 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
 
     let mut summary = ScanSummary::default();
     if scan_stdin_too {
-        match scan_stdin(snapshot) {
+        match scan_stdin(snapshot, kinds) {
             Ok(file) => {
                 summary.files += 1;
                 summary.bytes = file.size();
@@ -761,6 +854,9 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
         summary.elapsed = elapsed;
     }
     bar.finish_and_clear();
+    let cpu = repute::scan::bench::process_cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
 
     let mut listing = listing
         .into_inner()
@@ -812,6 +908,13 @@ pub fn run(args: ScanArgs) -> Result<Outcome> {
     drop(listing);
     if !quiet && !args.no_summary {
         print_summary(&summary);
+    }
+    if let Some(limit) = &limit {
+        let threads = args.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |n| n as usize,
+        );
+        print_bench(limit, &summary, cpu, threads);
     }
     if let Some(client) = &client {
         crate::cloud::print_status(client);

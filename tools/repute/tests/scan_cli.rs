@@ -171,6 +171,7 @@ fn jsonl_digests_agree_with_coreutils() {
             "--format",
             "jsonl",
             "--all",
+            "--all-digests",
             "--threads",
             "2",
         ],
@@ -512,4 +513,49 @@ fn a_damaged_snapshot_is_refused_before_the_scan() {
     assert!(stdout(&o).is_empty(), "{}", stdout(&o));
     let o = run(p, &["scan", "damaged.snap", "one", "--no-verify"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+/// The snapshot lists MD5 and SHA-1 digests only: a scan computes those two, and the JSON
+/// leaves out the SHA-256 it did not compute (rather than reporting it empty or unknown),
+/// with the same verdicts as a scan of all three.
+#[test]
+fn jsonl_leaves_out_the_digests_not_computed() {
+    let dir = setup();
+    let p = dir.path();
+    let args = ["scan", "bad.snap", "tree", "--format", "jsonl", "--all"];
+    let o = run(p, &args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let lines = jsonl(&o);
+    let all = jsonl(&run(p, &[&args[..], &["--all-digests"]].concat()));
+    assert_eq!(lines.len(), all.len());
+    for line in &lines {
+        let path = p.join(line["path"].as_str().unwrap());
+        assert_eq!(line["md5"], oracle("md5sum", &path));
+        assert_eq!(line["sha1"], oracle("sha1sum", &path));
+        assert!(line.get("sha256").is_none(), "{line}");
+        let same = all.iter().find(|l| l["path"] == line["path"]).unwrap();
+        assert_eq!(line["verdict"], same["verdict"]);
+        assert_eq!(line["matched"], same["matched"]);
+    }
+}
+
+/// `--bench` names the digests it measured and sets the limit beside the scan's rate; the
+/// scan's own output and exit code are unchanged.
+#[test]
+fn bench_prints_the_hashing_limit_beside_the_scan_rate() {
+    let dir = setup();
+    let p = dir.path();
+    let o = run(
+        p,
+        &["scan", "bad.snap", "tree", "--bench", "--threads", "1"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("bench: digests md5,sha1: hashing limit"),
+        "{err}"
+    );
+    assert!(err.contains("the limit on 1 cores"), "{err}");
+    let plain = run(p, &["scan", "bad.snap", "tree", "--threads", "1"]);
+    assert_eq!(o.stdout, plain.stdout);
 }
