@@ -9,6 +9,9 @@
 #   bulk           POST /bulk/md5 with 1,000 hashes per request (half known)
 #   snapshot-hit   GET /lookup/md5/{h} over 10,000 known keys, answered by the snapshot
 #   cache-hit      the same keys through the proxy, answered from its cache (warmed first)
+#   stats-50       POST /v1/statistics, reports of 50 items, a new reporter token per request,
+#                  into a third service's statistics database (acknowledged = committed)
+#   stats-1000     the same with reports of 1,000 items
 # and the proxy's resident memory before and after. Everything it starts is stopped on exit.
 #
 # Usage: load.sh [REPUTE-BINARY] [SECONDS] [CONNECTIONS] [KEYS]
@@ -59,6 +62,28 @@ request = function()
   return wrk.format("GET", "/lookup/md5/" .. key(i))
 end
 LUA
+# Statistics reports of 50 and 1,000 items (SHA-256 digests from a pool of 20,000), a new
+# token each request: the body is the report with its token's placeholder replaced.
+for items in 50 1000; do
+python3 - "$items" <<'PY'
+import sys, json, datetime
+items = int(sys.argv[1])
+day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+report = {"schema": "repute-report/1", "day": day, "token": "TOKEN", "snapshot_sequence": 1,
+          "product_version": "0.1.0",
+          "items": [{"type": "sha256", "digest": "%064x" % ((i * 7919) % 20000),
+                     "verdict": "unknown", "count": 1} for i in range(items)]}
+body = json.dumps(report).replace("TOKEN", "%s")
+open("stats%d.lua" % items, "w").write('''local c = 0
+local body = [[%s]]
+request = function()
+  c = c + 1
+  return wrk.format("POST", "/v1/statistics", {["Content-Type"] = "application/json"},
+    string.format(body, string.format("%%016x%%016x", c, math.random(0, 2147483647))))
+end
+''' % body)
+PY
+done
 cat keys.lua - > hot.lua <<'LUA'
 local c = 0
 local hot = math.min(n, 10000)
@@ -86,6 +111,8 @@ REPUTE_LOG=warn start private s.snap
 private=$url
 REPUTE_LOG=warn start proxy --upstream "$private"
 proxy=$url
+REPUTE_LOG=warn start collector s.snap --stats-db stats.db
+collector=$url
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 rss_before=$(rss "$proxy_pid")
 
@@ -110,6 +137,8 @@ run() { # run LABEL wrk-args...: prints "LABEL RATE P99_MS"
   run bulk -s bulk.lua "$private/bulk/md5"
   run snapshot-hit -s hot.lua "$private"
   run cache-hit -s hot.lua "$proxy"
+  run stats-50 -s stats50.lua "$collector"
+  run stats-1000 -s stats1000.lua "$collector"
 } > results.txt
 rss_after=$(rss "$proxy_pid")
 status=$(curl -sf "$proxy/status")
@@ -125,6 +154,8 @@ awk -v rb="$rss_before" -v ra="$rss_after" '
     printf "%-13s %10.0f req/s  p99 %6.2f ms  %.0f hashes/s\n", "bulk/md5", rate["bulk"], p99["bulk"], rate["bulk"] * 1000
     printf "%-13s %10.0f req/s  p99 %6.2f ms  %.2fx healthz\n", "snapshot-hit", s, p99["snapshot-hit"], s / b
     printf "%-13s %10.0f req/s  p99 %6.2f ms  %.2fx snapshot-hit (snapshot/cache %.2f)\n", "cache-hit", rate["cache-hit"], p99["cache-hit"], rate["cache-hit"] / s, s / rate["cache-hit"]
+    printf "%-13s %10.0f req/s  p99 %6.2f ms  %.0f items/s\n", "stats-50", rate["stats-50"], p99["stats-50"], rate["stats-50"] * 50
+    printf "%-13s %10.0f req/s  p99 %6.2f ms  %.0f items/s\n", "stats-1000", rate["stats-1000"], p99["stats-1000"], rate["stats-1000"] * 1000
     printf "proxy RSS     %d KiB before, %d KiB after\n", rb, ra
   }' results.txt
 echo "$status" | python3 -c 'import json,sys; s=json.load(sys.stdin); print("proxy answers:", {k: s["queries"][k] for k in ("snapshot","cache","upstream","failed")}, "hit ratio %.4f" % s["cache"]["hit_ratio"], "upstream requests", s["upstream_requests"])'
