@@ -18,6 +18,7 @@
 
 pub mod publish;
 mod sorter;
+mod workers;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, Write};
@@ -34,6 +35,7 @@ use crate::url::{
 };
 use crate::{Digest, DigestKind, Error, RecordSpec, Result, Verdict};
 use sorter::{DigestEntry, RunSorter};
+pub(crate) use workers::Workers;
 
 /// A feed as the builder sees it: where records come from and how they rank.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +229,7 @@ pub struct SnapshotBuilder {
     policy: Option<crate::Policy>,
     bits_per_key: u32,
     temp_dir: Option<PathBuf>,
+    workers: Workers,
 }
 
 impl Default for SnapshotBuilder {
@@ -234,6 +237,9 @@ impl Default for SnapshotBuilder {
         Self::new()
     }
 }
+
+/// Digest fingerprints handed to the filter at a time.
+const FILTER_BATCH: usize = 1 << 14;
 
 /// The precedence of a record: lower wins.
 type Priority = (bool, u8, u32);
@@ -248,12 +254,17 @@ impl SnapshotBuilder {
     /// An empty builder that keeps at most about `bytes` of keys in memory before spilling
     /// sorted runs to temporary files.
     pub fn with_memory(bytes: u64) -> Self {
+        let workers = Workers::new(0);
         SnapshotBuilder {
             feeds: Vec::new(),
             records: HashMap::new(),
             record_list: Vec::new(),
             // Sorted keys get most of the budget; the filter and records the rest.
-            digests: RunSorter::new((bytes / 10 * 7) as usize, &std::env::temp_dir()),
+            digests: RunSorter::new(
+                (bytes / 10 * 7) as usize,
+                &std::env::temp_dir(),
+                workers.clone(),
+            ),
             digest_counts: [0; 3],
             urls: Vec::new(),
             refused: 0,
@@ -264,7 +275,22 @@ impl SnapshotBuilder {
             policy: None,
             bits_per_key: DEFAULT_BITS_PER_KEY,
             temp_dir: None,
+            workers,
         }
+    }
+
+    /// How many threads parse feeds and sort keys: 0 (the default) for the available
+    /// cores, 1 for no threads beyond the caller's. The snapshot and the reports are the
+    /// same bytes whatever the number.
+    pub fn threads(&mut self, threads: usize) -> &mut Self {
+        self.workers = Workers::new(threads);
+        self.digests.set_workers(self.workers.clone());
+        self
+    }
+
+    /// The threads that parse feeds and sort keys, when there are more than one.
+    pub(crate) fn workers(&self) -> &Workers {
+        &self.workers
     }
 
     /// Where spilled runs go (default: the output's directory for [`SnapshotBuilder::write`],
@@ -407,11 +433,15 @@ impl SnapshotBuilder {
         kind: EntryKind,
         record: RecordSpec,
     ) -> Result<(), UrlError> {
-        let expression = entry_expression(entry, kind)?;
-        let key = expression_key(&expression);
+        let key = url_key(entry, kind)?;
+        self.add_url_key(feed, key, record);
+        Ok(())
+    }
+
+    /// Adds a URL, URL prefix or domain entry already made into its key by [`url_key`].
+    pub(crate) fn add_url_key(&mut self, feed: FeedId, key: Vec<u8>, record: RecordSpec) {
         let id = self.intern(feed, record);
         self.urls.push((key.into_boxed_slice(), id));
-        Ok(())
     }
 
     /// Builds the snapshot bytes in memory (through a temporary file).
@@ -530,61 +560,97 @@ impl SnapshotBuilder {
         let mut verdicts: BTreeMap<String, u64> = BTreeMap::new();
         let mut tally = Tally::default();
 
+        // Keys per verdict byte, named at the end (no map lookup per key).
+        let mut verdict_counts = [0u64; 256];
+
         // Digest tables, streamed from the merged runs.
         let digest_total = self.digests.len();
+        let digest_counts = self.digest_counts;
+        let workers = self.workers.clone();
         let mut merged = self.digests.sorted().map_err(io)?;
-        let mut hashes = Vec::with_capacity(4096);
-        let mut pending = merged.next_entry().map_err(io)?;
-        let mut digest_done = 0u64;
-        progress(BuildPhase::Digests, 0, digest_total);
-        for kind in &digest_kinds {
-            let section = match kind {
-                DigestKind::Md5 => SectionKind::Md5,
-                DigestKind::Sha1 => SectionKind::Sha1,
-                DigestKind::Sha256 => SectionKind::Sha256,
-            };
-            let mut table = TableWriter::begin(
-                &mut out,
-                section,
-                self.digest_counts[kind.index()],
-                &temp_dir,
-            )
-            .map_err(io)?;
-            let mut group: Vec<u32> = Vec::new();
-            while let Some(first) = pending.filter(|e| e.kind as usize == kind.index()) {
-                group.clear();
-                group.push(first.id);
-                pending = merged.next_entry().map_err(io)?;
-                digest_done += 1;
-                if digest_done.is_multiple_of(1 << 16) {
-                    progress(BuildPhase::Digests, digest_done, digest_total);
-                }
-                while let Some(e) =
-                    pending.filter(|e| e.kind == first.kind && e.hi == first.hi && e.lo == first.lo)
-                {
-                    group.push(e.id);
+        let mut digest_pass = |filter: &mut dyn FnMut(DigestKind, &[u128])| -> Result<()> {
+            let mut fingerprints = Vec::with_capacity(FILTER_BATCH);
+            let mut pending = merged.next_entry().map_err(io)?;
+            let mut digest_done = 0u64;
+            progress(BuildPhase::Digests, 0, digest_total);
+            for kind in &digest_kinds {
+                let section = match kind {
+                    DigestKind::Md5 => SectionKind::Md5,
+                    DigestKind::Sha1 => SectionKind::Sha1,
+                    DigestKind::Sha256 => SectionKind::Sha256,
+                };
+                let mut table =
+                    TableWriter::begin(&mut out, section, digest_counts[kind.index()], &temp_dir)
+                        .map_err(io)?;
+                let mut group: Vec<u32> = Vec::new();
+                while let Some(first) = pending.filter(|e| e.kind as usize == kind.index()) {
+                    group.clear();
+                    group.push(first.id);
                     pending = merged.next_entry().map_err(io)?;
                     digest_done += 1;
+                    if digest_done.is_multiple_of(1 << 16) {
+                        progress(BuildPhase::Digests, digest_done, digest_total);
+                    }
+                    while let Some(e) = pending
+                        .filter(|e| e.kind == first.kind && e.hi == first.hi && e.lo == first.lo)
+                    {
+                        group.push(e.id);
+                        pending = merged.next_entry().map_err(io)?;
+                        digest_done += 1;
+                    }
+                    let winner = tally.resolve(&group, records, &priority);
+                    let fp = first.fingerprint();
+                    fingerprints.push(fp);
+                    if fingerprints.len() == FILTER_BATCH {
+                        filter(*kind, &fingerprints);
+                        fingerprints.clear();
+                    }
+                    verdict_counts[records[winner as usize].verdict as usize] += 1;
+                    table
+                        .push(&mut out, fp, rank[winner as usize])
+                        .map_err(io)?;
                 }
-                let winner = tally.resolve(&group, records, &priority);
-                let fp = first.fingerprint();
-                hashes.push(fingerprint_hash(*kind, fp));
-                if hashes.len() == hashes.capacity() {
-                    bloom.insert_batch(&hashes);
-                    hashes.clear();
-                }
-                let v = Verdict::from_byte(records[winner as usize].verdict)
-                    .unwrap_or(Verdict::Unknown);
-                *verdicts.entry(v.as_str().into()).or_default() += 1;
-                table
-                    .push(&mut out, fp, rank[winner as usize])
-                    .map_err(io)?;
+                filter(*kind, &fingerprints);
+                fingerprints.clear();
+                let n = table.finish(&mut out, order.len() as u32).map_err(io)?;
+                report.keys.insert(kind.as_str().into(), n);
             }
-            bloom.insert_batch(&hashes);
-            hashes.clear();
-            let n = table.finish(&mut out, order.len() as u32).map_err(io)?;
-            report.keys.insert(kind.as_str().into(), n);
+            Ok(())
+        };
+        match workers.pool() {
+            // The filter fills on a pool thread while this one merges and writes the tables
+            // (a filter's bits are the same in any order of insertion).
+            Some(pool) => {
+                let (send, receive) = std::sync::mpsc::sync_channel::<(DigestKind, Vec<u128>)>(4);
+                let filling = &mut bloom;
+                pool.in_place_scope(|scope| {
+                    scope.spawn(move |_| {
+                        let mut hashes = Vec::with_capacity(FILTER_BATCH);
+                        for (kind, fingerprints) in receive {
+                            hashes.clear();
+                            hashes
+                                .extend(fingerprints.iter().map(|fp| fingerprint_hash(kind, *fp)));
+                            filling.insert_batch(&hashes);
+                        }
+                    });
+                    let written = digest_pass(&mut |kind, fingerprints| {
+                        // The receiver ends only when this sender is dropped.
+                        let _ = send.send((kind, fingerprints.to_vec()));
+                    });
+                    drop(send);
+                    written
+                })?;
+            }
+            None => {
+                let mut hashes = Vec::with_capacity(FILTER_BATCH);
+                digest_pass(&mut |kind, fingerprints| {
+                    hashes.clear();
+                    hashes.extend(fingerprints.iter().map(|fp| fingerprint_hash(kind, *fp)));
+                    bloom.insert_batch(&hashes);
+                })?;
+            }
         }
+        drop(merged);
         for kind in DigestKind::ALL {
             report.keys.entry(kind.as_str().into()).or_insert(0);
         }
@@ -607,9 +673,7 @@ impl SnapshotBuilder {
                 }
                 let winner = tally.resolve(&group, records, &priority);
                 bloom.insert(expression_hash(key));
-                let v = Verdict::from_byte(records[winner as usize].verdict)
-                    .unwrap_or(Verdict::Unknown);
-                *verdicts.entry(v.as_str().into()).or_default() += 1;
+                verdict_counts[records[winner as usize].verdict as usize] += 1;
                 if expression_type(&key_expression(key)) == "domain" {
                     domain_count += 1;
                 } else {
@@ -625,6 +689,12 @@ impl SnapshotBuilder {
         }
         report.keys.insert("url".into(), url_count);
         report.keys.insert("domain".into(), domain_count);
+        for (byte, n) in verdict_counts.iter().enumerate() {
+            if *n > 0 {
+                let v = Verdict::from_byte(byte as u8).unwrap_or(Verdict::Unknown);
+                *verdicts.entry(v.as_str().into()).or_default() += n;
+            }
+        }
         report.verdicts = verdicts;
         // Exact repeats the sorter merged before the merge saw them.
         for (id, n) in self.digests.compacted() {
@@ -637,6 +707,7 @@ impl SnapshotBuilder {
                     .duplicates += n;
             }
         }
+        tally.finish(records);
         report.duplicates = tally.duplicates;
         report.conflicts = tally.conflicts;
         report.overrides = tally.overrides;
@@ -691,6 +762,13 @@ impl SnapshotBuilder {
     }
 }
 
+/// The key a URL, URL prefix or domain entry is stored under: canonical, and checked
+/// against the public suffixes. Pure, so feed readers compute it on their threads.
+pub(crate) fn url_key(entry: &str, kind: EntryKind) -> Result<Vec<u8>, UrlError> {
+    let expression = entry_expression(entry, kind)?;
+    Ok(expression_key(&expression))
+}
+
 /// Conflict resolution and its counts.
 #[derive(Debug, Default)]
 struct Tally {
@@ -698,6 +776,9 @@ struct Tally {
     conflicts: u64,
     overrides: u64,
     sources: BTreeMap<String, SourceReport>,
+    /// Keys kept per record id, folded into `sources` by [`Tally::finish`]: most keys are
+    /// counted here without touching the per-source map.
+    kept: Vec<u64>,
 }
 
 impl Tally {
@@ -708,16 +789,22 @@ impl Tally {
         records: &[StoredRecord],
         priority: &dyn Fn(u32) -> Priority,
     ) -> u32 {
-        let winner = group
-            .iter()
-            .copied()
-            .min_by_key(|id| priority(*id))
-            .unwrap_or(0);
-        let w = &records[winner as usize];
-        self.sources.entry(w.source.clone()).or_default().kept += 1;
+        let winner = match group {
+            [only] => *only,
+            _ => group
+                .iter()
+                .copied()
+                .min_by_key(|id| priority(*id))
+                .unwrap_or(0),
+        };
+        if self.kept.len() <= winner as usize {
+            self.kept.resize(records.len().max(winner as usize + 1), 0);
+        }
+        self.kept[winner as usize] += 1;
         if group.len() == 1 {
             return winner;
         }
+        let w = &records[winner as usize];
         let conflicted = group
             .iter()
             .any(|id| records[*id as usize].verdict != w.verdict);
@@ -747,6 +834,18 @@ impl Tally {
             }
         }
         winner
+    }
+
+    /// Folds the keys kept per record into the per-source counts.
+    fn finish(&mut self, records: &[StoredRecord]) {
+        for (id, n) in self.kept.iter().enumerate() {
+            if *n > 0 {
+                if let Some(r) = records.get(id) {
+                    self.sources.entry(r.source.clone()).or_default().kept += n;
+                }
+            }
+        }
+        self.kept.clear();
     }
 }
 

@@ -6,6 +6,8 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use super::Workers;
+
 /// One digest key as the builder holds it: kind, 128-bit fingerprint, provisional record id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct DigestEntry {
@@ -55,11 +57,13 @@ pub(crate) struct RunSorter {
     compact_pays: bool,
     /// Exact duplicates dropped by compaction, per record id.
     compacted: std::collections::BTreeMap<u32, u64>,
+    /// Threads that sort the buffer, when there are more than one.
+    workers: Workers,
 }
 
 impl RunSorter {
     /// A sorter holding at most `memory` bytes of entries before spilling to `dir`.
-    pub fn new(memory: usize, dir: &Path) -> Self {
+    pub fn new(memory: usize, dir: &Path, workers: Workers) -> Self {
         let capacity = (memory / std::mem::size_of::<DigestEntry>()).max(1024);
         RunSorter {
             buffer: Vec::new(),
@@ -69,7 +73,12 @@ impl RunSorter {
             total: 0,
             compact_pays: true,
             compacted: std::collections::BTreeMap::new(),
+            workers,
         }
+    }
+
+    pub fn set_workers(&mut self, workers: Workers) {
+        self.workers = workers;
     }
 
     pub fn len(&self) -> u64 {
@@ -112,7 +121,17 @@ impl RunSorter {
     /// Sorts the buffer and drops exact duplicates (same key and record id): a feed that
     /// repeats one digest a billion times holds one entry, never spills.
     fn compact(&mut self) {
-        self.buffer.sort_unstable();
+        // Entries equal in every field are identical, so any sort gives the same order.
+        match self.workers.pool() {
+            Some(pool) => {
+                let depth = pool
+                    .current_num_threads()
+                    .next_power_of_two()
+                    .trailing_zeros();
+                pool.install(|| parallel_sort(&mut self.buffer, depth));
+            }
+            None => self.buffer.sort_unstable(),
+        }
         let before = self.buffer.len();
         let compacted = &mut self.compacted;
         self.buffer.dedup_by(|a, b| {
@@ -167,6 +186,24 @@ impl RunSorter {
         merged.prime()?;
         Ok(merged)
     }
+}
+
+/// Sorts `v` in place on the current pool: the median splits it in two halves (a linear
+/// selection), which sort side by side, `depth` times over. Each part is sorted by the
+/// standard library's sort, faster per core than a parallel merge sort, and no extra memory
+/// is needed.
+fn parallel_sort<T: Ord + Send>(v: &mut [T], depth: u32) {
+    if depth == 0 || v.len() < 1 << 15 {
+        v.sort_unstable();
+        return;
+    }
+    let mid = v.len() / 2;
+    v.select_nth_unstable(mid);
+    let (low, high) = v.split_at_mut(mid);
+    rayon::join(
+        || parallel_sort(low, depth - 1),
+        || parallel_sort(high, depth - 1),
+    );
 }
 
 /// A k-way merge of the spilled runs and the in-memory remainder.
@@ -236,7 +273,7 @@ mod tests {
     #[test]
     fn repeated_entries_never_spill() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sorter = RunSorter::new(0, dir.path()); // 1024 entries per run
+        let mut sorter = RunSorter::new(0, dir.path(), Workers::new(1)); // 1024 entries per run
         let e = |id| DigestEntry {
             kind: 0,
             hi: 7,
@@ -257,9 +294,35 @@ mod tests {
     }
 
     #[test]
+    fn parallel_sort_sorts() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in [0usize, 1, 5, 40_000, 100_003] {
+            let v: Vec<u64> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x % 1000
+                })
+                .collect();
+            for depth in 0..4 {
+                let mut got = v.clone();
+                pool.install(|| parallel_sort(&mut got, depth));
+                let mut expected = v.clone();
+                expected.sort_unstable();
+                assert_eq!(got, expected);
+            }
+        }
+    }
+
+    #[test]
     fn spilled_merge_equals_in_memory_sort() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sorter = RunSorter::new(0, dir.path()); // capacity floor: 1024 entries per run
+        let mut sorter = RunSorter::new(0, dir.path(), Workers::new(1)); // capacity floor: 1024 entries per run
         let mut expected = Vec::new();
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for i in 0..10_000u32 {

@@ -165,14 +165,20 @@ impl<R: Read> LineReader<R> {
             // A last line without a terminator.
             self.number += 1;
         }
-        let span = if self.number > first {
-            format!("record of lines {first}-{}", self.number)
-        } else {
-            "line".to_string()
+        // Named only for a reason: most lines need no string made.
+        let span = || {
+            if self.number > first {
+                format!("record of lines {first}-{}", self.number)
+            } else {
+                "line".to_string()
+            }
         };
         if quoting == Quoting::Quoted {
             let reason = if self.number > first {
-                format!("{span}: a quoted field is not closed by the end of the input")
+                format!(
+                    "{}: a quoted field is not closed by the end of the input",
+                    span()
+                )
             } else {
                 "a quoted field is not closed by the end of the input (truncated line?)".into()
             };
@@ -186,7 +192,7 @@ impl<R: Read> LineReader<R> {
             return Ok(Some(Line {
                 number: first,
                 last: self.number.max(first),
-                text: Err(format!("{span} longer than {MAX_LINE} bytes")),
+                text: Err(format!("{} longer than {MAX_LINE} bytes", span())),
             }));
         }
         let mut end = self.buf.len();

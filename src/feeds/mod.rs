@@ -32,6 +32,7 @@
 //! (verdict, category) come from the feed ([`FeedOptions`]).
 
 mod abusech;
+mod batched;
 mod clamav;
 mod fields;
 mod generic_csv;
@@ -557,9 +558,13 @@ fn read_text(
     }
     info.r#override |= parser.is_override();
     let feed = builder.add_feed(info);
+    // The one-key-per-line formats parse on the build's threads, when it has several.
+    let workers = builder.workers().clone();
+    let batched = simple::simple_format(options.format).zip(workers.pool());
     let mut feed_lines = FeedLines {
         builder,
         feed,
+        batched,
         parser: &mut *parser,
         report: &mut report,
         strict: options.strict,
@@ -643,6 +648,8 @@ fn file_kind(t: &std::fs::FileType) -> &'static str {
 struct FeedLines<'a> {
     builder: &'a mut SnapshotBuilder,
     feed: FeedId,
+    /// A format whose lines parse on their own, and the threads to parse them on.
+    batched: Option<(SimpleFormat, &'a rayon::ThreadPool)>,
     parser: &'a mut dyn LineParser,
     report: &'a mut FeedReport,
     strict: bool,
@@ -653,6 +660,9 @@ struct FeedLines<'a> {
 impl FeedLines<'_> {
     /// Reads every line; on failure, the line number and reason.
     fn read(&mut self, reader: impl Read) -> Result<(), (u64, String)> {
+        if let Some((format, pool)) = self.batched {
+            return self.read_batched(reader, format, pool);
+        }
         let mut reader = LineReader::new(reader);
         let delimiter = self.parser.csv_delimiter();
         loop {

@@ -125,6 +125,10 @@ pub struct BuildArgs {
     /// manifest can set it per feed.
     #[arg(long, value_name = "N")]
     min_records: Option<u64>,
+    /// Threads that parse feeds and sort keys (0: one per core). The snapshot is the same
+    /// bytes whatever the number.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
 }
 
 /// Checks that `--temp-dir` names a directory a file can be created in, so that a bad one is
@@ -433,6 +437,7 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
         },
     };
     builder
+        .threads(args.threads)
         .temp_dir(temp_dir)
         .created(created_time(args.created)?)
         .sequence(args.sequence)
