@@ -160,6 +160,19 @@ impl Canonicalizer {
                 "URL longer than {MAX_URL_LEN} bytes"
             )));
         }
+        if canonical_fast_into(input.as_bytes(), out) {
+            return Ok(());
+        }
+        self.canonicalize_general_into(input, out)
+    }
+
+    /// The general algorithm of [`Canonicalizer::canonicalize_into`], without the fast path
+    /// for inputs that need (almost) nothing done; the two agree on every input.
+    fn canonicalize_general_into(
+        &mut self,
+        input: &str,
+        out: &mut CanonicalUrl,
+    ) -> Result<(), UrlError> {
         clean_into(input.as_bytes(), &mut self.clean);
         let raw = &self.clean[..];
 
@@ -210,6 +223,145 @@ impl Canonicalizer {
         }
         Ok(())
     }
+}
+
+/// How [`canonical_fast_into`] treats each byte of a host, path or query.
+const HOST_LOWER: u8 = 1;
+const HOST_UPPER: u8 = 2;
+const HOST_OTHER: u8 = 4;
+/// A byte the general algorithm keeps as it is in a path or query: printable ASCII but `%`
+/// (an escape), `#` (the fragment) and `\\` (a slash in a path).
+const PLAIN: u8 = 8;
+
+const FAST_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        table[b] = PLAIN;
+        b += 1;
+    }
+    table[b'%' as usize] = 0;
+    table[b'#' as usize] = 0;
+    table[b'\\' as usize] = 0;
+    let mut b = b'a';
+    while b <= b'z' {
+        table[b as usize] |= HOST_LOWER;
+        table[(b - 32) as usize] |= HOST_UPPER;
+        b += 1;
+    }
+    let mut b = b'0';
+    while b <= b'9' {
+        table[b as usize] |= HOST_OTHER;
+        b += 1;
+    }
+    table[b'-' as usize] |= HOST_OTHER;
+    table[b'_' as usize] |= HOST_OTHER;
+    table
+};
+
+/// The fast path of [`Canonicalizer::canonicalize_into`]: an `http://` or `https://` URL
+/// (lower-case scheme, two slashes) whose host is a name of letters, digits, `-` and `_`
+/// (any case, no IPv4 look-alike: its last label does not start with a digit; no empty
+/// label), with no userinfo or port, and whose path and query hold only printable ASCII
+/// without `%` or `\\` (a fragment is dropped), with no empty, `.` or `..` path segment.
+/// Such a URL is canonical but for the host's case, so it is copied (host lower-cased)
+/// into `out` and `true` returned; anything else returns `false` with `out` unspecified,
+/// for the general algorithm, which gives the same result on the inputs taken here.
+fn canonical_fast_into(input: &[u8], out: &mut CanonicalUrl) -> bool {
+    let (scheme, rest) = if let Some(rest) = input.strip_prefix(b"http://") {
+        ("http", rest)
+    } else if let Some(rest) = input.strip_prefix(b"https://") {
+        ("https", rest)
+    } else {
+        return false;
+    };
+    // Host: labels of host bytes separated by single dots.
+    let mut classes = 0u8;
+    let mut label_start = 0;
+    let mut host_len = rest.len();
+    for (i, &b) in rest.iter().enumerate() {
+        let class = FAST_CLASS[usize::from(b)];
+        if class & (HOST_LOWER | HOST_UPPER | HOST_OTHER) != 0 {
+            classes |= class;
+            continue;
+        }
+        if b == b'.' {
+            if i == label_start {
+                return false;
+            }
+            label_start = i + 1;
+            continue;
+        }
+        if matches!(b, b'/' | b'?' | b'#') {
+            host_len = i;
+            break;
+        }
+        return false;
+    }
+    let host = &rest[..host_len];
+    if host.is_empty()
+        || host_len == label_start
+        || host.len() > MAX_HOST_LEN
+        || host[label_start].is_ascii_digit()
+    {
+        return false;
+    }
+    let rest = &rest[host_len..];
+    let body = &rest[..memchr::memchr(b'#', rest).unwrap_or(rest.len())];
+    let (path, query) = match memchr::memchr(b'?', body) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    // Path: empty or `/` then segments that are neither empty (but the last), `.` nor `..`.
+    let mut segment_start = 1;
+    for (i, &b) in path.iter().enumerate() {
+        if FAST_CLASS[usize::from(b)] & PLAIN == 0 {
+            return false;
+        }
+        if b == b'/' && i > 0 {
+            if matches!(&path[segment_start..i], b"" | b"." | b"..") {
+                return false;
+            }
+            segment_start = i + 1;
+        }
+    }
+    if path.len() > 1 && matches!(&path[segment_start..], b"." | b"..") {
+        return false;
+    }
+    if let Some(query) = query {
+        if !query
+            .iter()
+            .all(|&b| FAST_CLASS[usize::from(b)] & PLAIN != 0)
+        {
+            return false;
+        }
+    }
+    // Every byte checked is ASCII, so the copies below are valid UTF-8.
+    out.scheme.clear();
+    out.scheme.push_str(scheme);
+    out.host.clear();
+    if classes & HOST_UPPER == 0 {
+        out.host
+            .push_str(std::str::from_utf8(host).unwrap_or_default());
+    } else {
+        push_lowercase(&mut out.host, host);
+    }
+    out.path.clear();
+    if path.is_empty() {
+        out.path.push('/');
+    } else {
+        out.path
+            .push_str(std::str::from_utf8(path).unwrap_or_default());
+    }
+    match query {
+        Some(q) => {
+            let buf = out.query.get_or_insert_with(String::new);
+            buf.clear();
+            buf.push_str(std::str::from_utf8(q).unwrap_or_default());
+        }
+        None => out.query = None,
+    }
+    true
 }
 
 /// Canonicalizes a URL. Input without a scheme is taken as `http://`.
@@ -595,6 +747,186 @@ fn escape_into_with(bytes: &[u8], out: &mut String, table: &[bool; 256]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// What the general algorithm gives, and what the fast path gives when it takes the
+    /// input.
+    fn both_paths(input: &str) -> (Result<CanonicalUrl, UrlError>, Option<CanonicalUrl>) {
+        let mut general = CanonicalUrl::default();
+        let slow = Canonicalizer::new()
+            .canonicalize_general_into(input, &mut general)
+            .map(|()| general);
+        let mut fast = CanonicalUrl::default();
+        let taken = canonical_fast_into(input.as_bytes(), &mut fast);
+        (slow, taken.then_some(fast))
+    }
+
+    /// URL-ish pieces, many of them hostile: escapes, odd IPv4 forms, IDNA, dots, case,
+    /// ports, userinfo, slashes, fragments, controls.
+    const PIECES: &[&str] = &[
+        "http://",
+        "https://",
+        "HTTP://",
+        "Https://",
+        "http:/",
+        "http:///",
+        "https:\\\\",
+        "ftp://",
+        "ws://",
+        "mailto:",
+        "a",
+        "b",
+        "z",
+        "Q",
+        "X",
+        "www",
+        "example",
+        "com",
+        "xn--",
+        "xn--mlat-zra",
+        "0",
+        "1",
+        "9",
+        "0x",
+        "0x7f",
+        "017",
+        "255",
+        "256",
+        "4294967295",
+        "-",
+        "_",
+        ".",
+        "..",
+        "/",
+        "//",
+        "\\",
+        "/.",
+        "/..",
+        "/./",
+        "/../",
+        "?",
+        "??",
+        "#",
+        "#x",
+        "=",
+        "&",
+        ";",
+        "~",
+        "!",
+        "$",
+        "'",
+        "(",
+        "*",
+        "+",
+        ",",
+        "%",
+        "%2",
+        "%25",
+        "%2e",
+        "%2E",
+        "%2F",
+        "%41",
+        "%7e",
+        "%00",
+        "%80",
+        "%C3%BC",
+        "%3A",
+        "%40",
+        "%23",
+        "@",
+        ":",
+        ":80",
+        ":x",
+        "[",
+        "]",
+        "[::1]",
+        "[FEDC::1]",
+        " ",
+        "\t",
+        "\n",
+        "\r",
+        "\u{1}",
+        "\u{7f}",
+        "\u{fc}",
+        "\u{fe68}",
+        "\u{ff0f}",
+        "\u{4e2d}",
+        "\u{200b}",
+        "\u{2e}",
+        "\u{3002}",
+    ];
+
+    fn urlish() -> impl Strategy<Value = String> {
+        let piece = proptest::sample::select(PIECES);
+        let pieces = proptest::collection::vec(piece, 0..16).prop_map(|p| p.concat());
+        // Mostly a plausible start, so that the fast path is tried often.
+        let start = proptest::sample::select(&["http://", "https://", ""][..]);
+        (start, pieces).prop_map(|(start, rest)| format!("{start}{rest}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn fast_path_agrees_with_the_general_algorithm(input in urlish()) {
+            let (slow, fast) = both_paths(&input);
+            if let Some(fast) = fast {
+                prop_assert_eq!(Ok(fast), slow.clone(), "fast path on {:?}", input);
+            }
+            let public = canonicalize(&input);
+            prop_assert_eq!(public, slow, "canonicalize on {:?}", input);
+        }
+
+        #[test]
+        fn fast_path_agrees_on_any_ascii(input in "(https?://)?[ -~]{0,40}") {
+            let (slow, fast) = both_paths(&input);
+            if let Some(fast) = fast {
+                prop_assert_eq!(Ok(fast), slow, "fast path on {:?}", input);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_takes_plain_urls_only() {
+        for input in [
+            "http://example.com",
+            "https://www.Example.COM/a/b.html?x=1&y=2#frag",
+            "http://a.b/?",
+            "http://a_b-c.d/x/",
+            "http://xn--mlat-zra.com/a?b?c/../d",
+            "http://host.com?q",
+            "http://a.b#/x/../y",
+        ] {
+            let (slow, fast) = both_paths(input);
+            assert!(fast.is_some(), "{input:?} should take the fast path");
+            assert_eq!(Ok(fast.unwrap()), slow, "{input:?}");
+        }
+        for input in [
+            "HTTP://example.com/",
+            "http://example.com./",
+            "http://.example.com/",
+            "http://a..b/",
+            "http://1.2.3.4/",
+            "http://a.0x7f/",
+            "http://user@a.com/",
+            "http://a.com:80/",
+            "http://a.com//x",
+            "http://a.com/./x",
+            "http://a.com/x/..",
+            "http://a.com/%41",
+            "http://a.com/a\\b",
+            "http://a.com/ x",
+            "http://a.com/?%41",
+            "http://\u{fc}.com/",
+            "http://a.com/\u{fc}",
+            "ftp://a.com/",
+        ] {
+            assert!(
+                both_paths(input).1.is_none(),
+                "{input:?} needs the general path"
+            );
+        }
+    }
 
     /// Canonicalizes every input and reports all mismatches at once.
     fn assert_table(table: &[(&str, &str)]) {
