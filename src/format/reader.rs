@@ -180,25 +180,35 @@ impl Layout {
         self.sections.iter().copied().find(|s| s.kind == kind)
     }
 
-    /// Checks every section checksum and the trailer digest.
-    pub fn verify_checksums(&self, bytes: &[u8]) -> Result<()> {
-        for s in &self.sections {
-            let found = xxh3_64(&bytes[s.range()]);
-            if found != s.checksum {
-                return Err(Error::Checksum {
-                    section: s.kind.name(),
-                    expected: s.checksum,
-                    found,
-                });
-            }
+    /// Checks one section's checksum (xxh3_64 of its bytes). A whole check of the file is
+    /// every section's, then [`Layout::verify_file_digest`]; [`crate::Snapshot::verify`]
+    /// runs them in parallel and reports the first mismatch in that order.
+    pub fn verify_section(&self, bytes: &[u8], s: &SectionRef) -> Result<()> {
+        let body = bytes
+            .get(s.range())
+            .ok_or_else(|| truncated(s.kind.name(), s.offset + s.length, bytes.len()))?;
+        let found = xxh3_64(body);
+        if found != s.checksum {
+            return Err(Error::Checksum {
+                section: s.kind.name(),
+                expected: s.checksum,
+                found,
+            });
         }
+        Ok(())
+    }
+
+    /// Checks the trailer's digest (xxh3_128 of everything before the trailer). One pass
+    /// over the whole file, in order: the hash does not split.
+    pub fn verify_file_digest(&self, bytes: &[u8]) -> Result<()> {
         let trailer_at = self.file_len - TRAILER;
         let stored = u128::from_le_bytes(
-            bytes[trailer_at + 16..trailer_at + 32]
-                .try_into()
-                .map_err(|_| Error::malformed("trailer", "short digest"))?,
+            bytes
+                .get(trailer_at + 16..trailer_at + 32)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| Error::malformed("trailer", "short digest"))?,
         );
-        let found = xxh3_128(&bytes[..trailer_at]);
+        let found = xxh3_128(bytes.get(..trailer_at).unwrap_or_default());
         if stored != found {
             return Err(Error::Checksum {
                 section: "file digest (trailer)",

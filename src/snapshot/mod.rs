@@ -297,42 +297,161 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     ///
     /// [`Error::Checksum`] or [`Error::Malformed`] naming the damaged section.
     pub fn verify(&self) -> Result<()> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Mutex;
+
+        /// One independent pass: its cost (about the bytes it reads, for scheduling the
+        /// largest first), and the check, which returns the first error it finds with that
+        /// error's rank in the order a one-after-the-other verify would meet it.
+        type Check<'s> = Box<dyn Fn() -> std::result::Result<(), (usize, Error)> + Sync + 's>;
+
+        // The passes share the bytes and views, never `self` (whose storage need not be
+        // `Sync`).
         let bytes = self.data.as_ref();
-        self.layout.verify_checksums(bytes)?;
-        let v = self.views();
-        v.strings.verify()?;
-        v.records.verify(&v.strings)?;
-        for t in &v.tables {
-            t.verify(v.records.len())?;
-        }
+        let v = &self.views();
         let filter = self.filter();
-        for (i, t) in v.tables.iter().enumerate() {
-            let kind = DigestKind::ALL[i % 3];
-            if let Some(at) = t
-                .iter()
-                .position(|(fp, _)| !filter.may_contain(crate::digest::fingerprint_hash(kind, fp)))
-            {
-                return Err(Error::malformed(
-                    "filter",
-                    format!("{} entry {at} is not in the filter", kind.as_str()),
-                ));
+        let layout = &self.layout;
+        let sections = &layout.sections;
+        let urls = self.sections.urls;
+
+        // Ranks: every section checksum (in table order), the file digest, strings,
+        // records, each table, each table's filter membership, the URL FST. The first
+        // error by rank is the one reported, whichever pass finishes first.
+        let file_rank = sections.len();
+        let strings_rank = file_rank + 1;
+        let records_rank = file_rank + 2;
+        let table_rank = file_rank + 3;
+        let member_rank = table_rank + v.tables.len();
+        let url_rank = member_rank + v.tables.len();
+        let at = |rank: usize| move |e: Error| (rank, e);
+
+        let mut passes: Vec<(usize, Check<'_>)> = Vec::new();
+        for (rank, s) in sections.iter().enumerate() {
+            if Some(*s) == urls {
+                // Checked by the URL pass, before the FST is walked.
+                continue;
             }
+            passes.push((
+                s.length,
+                Box::new(move || layout.verify_section(bytes, s).map_err(at(rank))),
+            ));
         }
-        if let Some(s) = &self.sections.urls {
-            let fst_bytes = &bytes[s.range()];
-            UrlTable::check(fst_bytes, v.records.len())?;
-            let _ = self.urls_checked.set(true);
-            let mut at = 0usize;
-            UrlTable::new(fst_bytes).for_each(|key, _| {
-                if !filter.may_contain(expression_hash(key)) {
-                    return Err(Error::malformed(
-                        "filter",
-                        format!("url entry {at} is not in the filter"),
-                    ));
+        passes.push((
+            layout.file_len,
+            Box::new(move || layout.verify_file_digest(bytes).map_err(at(file_rank))),
+        ));
+        passes.push((
+            v.records.len() as usize * 16,
+            Box::new(move || {
+                v.strings.verify().map_err(at(strings_rank))?;
+                v.records.verify(&v.strings).map_err(at(records_rank))
+            }),
+        ));
+        for (i, t) in v.tables.iter().enumerate() {
+            passes.push((
+                t.len() * 20,
+                Box::new(move || t.verify(v.records.len()).map_err(at(table_rank + i))),
+            ));
+            // Every entry passes the filter: blocks are read at random, so fetch a group's
+            // blocks ahead of testing them.
+            passes.push((
+                t.len() * 64,
+                Box::new(move || {
+                    const GROUP: usize = 32;
+                    let kind = DigestKind::ALL[i % 3];
+                    let mut hashes = [crate::filter::KeyHash(0); GROUP];
+                    let mut entries = t.iter();
+                    let mut base = 0usize;
+                    loop {
+                        let mut n = 0;
+                        for (fp, _) in entries.by_ref().take(GROUP) {
+                            let h = crate::digest::fingerprint_hash(kind, fp);
+                            crate::filter::prefetch(filter.block_ptr(h));
+                            hashes[n] = h;
+                            n += 1;
+                        }
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        if let Some(j) = hashes[..n].iter().position(|h| !filter.may_contain(*h)) {
+                            return Err((
+                                member_rank + i,
+                                Error::malformed(
+                                    "filter",
+                                    format!(
+                                        "{} entry {} is not in the filter",
+                                        kind.as_str(),
+                                        base + j
+                                    ),
+                                ),
+                            ));
+                        }
+                        base += n;
+                    }
+                }),
+            ));
+        }
+        if let Some(s) = urls {
+            let checksum_rank = sections.iter().position(|x| *x == s).unwrap_or(0);
+            passes.push((
+                s.length * 3,
+                Box::new(move || {
+                    // The fst crate must never see bytes that fail their checksum.
+                    layout
+                        .verify_section(bytes, &s)
+                        .map_err(at(checksum_rank))?;
+                    let fst_bytes = &bytes[s.range()];
+                    UrlTable::check(fst_bytes, v.records.len()).map_err(at(url_rank))?;
+                    let mut entry = 0usize;
+                    UrlTable::new(fst_bytes)
+                        .for_each(|key, _| {
+                            if !filter.may_contain(expression_hash(key)) {
+                                return Err(Error::malformed(
+                                    "filter",
+                                    format!("url entry {entry} is not in the filter"),
+                                ));
+                            }
+                            entry += 1;
+                            Ok(())
+                        })
+                        .map_err(at(url_rank))
+                }),
+            ));
+        }
+
+        // Largest first, on as many threads as there are cores (and passes).
+        passes.sort_by_key(|p| std::cmp::Reverse(p.0));
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(passes.len());
+        let next = AtomicUsize::new(0);
+        let first: Mutex<Option<(usize, Error)>> = Mutex::new(None);
+        let work = || loop {
+            let Some((_, check)) = passes.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                return;
+            };
+            if let Err((rank, e)) = check() {
+                let mut first = first.lock().unwrap_or_else(|p| p.into_inner());
+                if first.as_ref().is_none_or(|(r, _)| rank < *r) {
+                    *first = Some((rank, e));
                 }
-                at += 1;
-                Ok(())
-            })?;
+            }
+        };
+        if workers <= 1 {
+            work();
+        } else {
+            std::thread::scope(|scope| {
+                for _ in 1..workers {
+                    scope.spawn(work);
+                }
+                work();
+            });
+        }
+        if let Some((_, e)) = first.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        if urls.is_some() {
+            let _ = self.urls_checked.set(true);
         }
         self.metadata()?;
         if self.is_delta() {
