@@ -22,6 +22,7 @@
 //! regardless.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::{Error, Result};
 
@@ -49,6 +50,41 @@ pub(crate) struct FstShape {
     /// The longest key.
     pub max_key_len: usize,
 }
+
+/// Hashes a node address for the walk's memo with one multiply of the address mixed with a
+/// random key, instead of SipHash, which made up most of a `verify` of a large URL table.
+/// The key is drawn once per process (from the standard library's own random hash seed), so
+/// a forged FST cannot choose addresses that collide, and the step budget bounds the walk
+/// regardless.
+struct AddressHasher(u64);
+
+impl Default for AddressHasher {
+    fn default() -> Self {
+        static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        AddressHasher(*KEY.get_or_init(|| {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1
+        }))
+    }
+}
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_usize(usize::from(*b));
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        let h = (n as u64 ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
+    }
+}
+
+/// The walk's memo: node address to its summary.
+type Memo = HashMap<usize, Summary, BuildHasherDefault<AddressHasher>>;
 
 /// The per-node summary the walk memoizes.
 #[derive(Debug, Clone, Copy)]
@@ -312,7 +348,7 @@ pub(crate) fn check_structure(bytes: &[u8], records: u32, max_key_len: usize) ->
             "root address {root} is not the last node"
         )));
     }
-    let mut memo: HashMap<usize, Summary> = HashMap::new();
+    let mut memo = Memo::default();
     memo.insert(
         0,
         Summary {
