@@ -160,7 +160,7 @@ impl Canonicalizer {
                 "URL longer than {MAX_URL_LEN} bytes"
             )));
         }
-        if canonical_fast_into(input.as_bytes(), out) {
+        if canonical_fast_into(input, out) {
             return Ok(());
         }
         self.canonicalize_general_into(input, out)
@@ -267,19 +267,20 @@ const FAST_CLASS: [u8; 256] = {
 /// Such a URL is canonical but for the host's case, so it is copied (host lower-cased)
 /// into `out` and `true` returned; anything else returns `false` with `out` unspecified,
 /// for the general algorithm, which gives the same result on the inputs taken here.
-fn canonical_fast_into(input: &[u8], out: &mut CanonicalUrl) -> bool {
-    let (scheme, rest) = if let Some(rest) = input.strip_prefix(b"http://") {
+fn canonical_fast_into(input: &str, out: &mut CanonicalUrl) -> bool {
+    let (scheme, rest) = if let Some(rest) = input.strip_prefix("http://") {
         ("http", rest)
-    } else if let Some(rest) = input.strip_prefix(b"https://") {
+    } else if let Some(rest) = input.strip_prefix("https://") {
         ("https", rest)
     } else {
         return false;
     };
+    let bytes = rest.as_bytes();
     // Host: labels of host bytes separated by single dots.
     let mut classes = 0u8;
     let mut label_start = 0;
-    let mut host_len = rest.len();
-    for (i, &b) in rest.iter().enumerate() {
+    let mut host_len = bytes.len();
+    for (i, &b) in bytes.iter().enumerate() {
         let class = FAST_CLASS[usize::from(b)];
         if class & (HOST_LOWER | HOST_UPPER | HOST_OTHER) != 0 {
             classes |= class;
@@ -298,70 +299,70 @@ fn canonical_fast_into(input: &[u8], out: &mut CanonicalUrl) -> bool {
         }
         return false;
     }
-    let host = &rest[..host_len];
-    if host.is_empty()
+    if host_len == 0
         || host_len == label_start
-        || host.len() > MAX_HOST_LEN
-        || host[label_start].is_ascii_digit()
+        || host_len > MAX_HOST_LEN
+        || bytes[label_start].is_ascii_digit()
     {
         return false;
     }
-    let rest = &rest[host_len..];
-    let body = &rest[..memchr::memchr(b'#', rest).unwrap_or(rest.len())];
-    let (path, query) = match memchr::memchr(b'?', body) {
-        Some(i) => (&body[..i], Some(&body[i + 1..])),
-        None => (body, None),
-    };
-    // Path: empty or `/` then segments that are neither empty (but the last), `.` nor `..`.
-    let mut segment_start = 1;
-    for (i, &b) in path.iter().enumerate() {
+    // Path then query, in one pass: the path ends at the first `?` (or `#`, or the end);
+    // its segments are neither empty (but the last), `.` nor `..`; the query ends at the
+    // first `#`. Every byte of both is plain ASCII.
+    let mut end = bytes.len();
+    let mut query_start = None;
+    let mut segment_start = host_len + 1;
+    for (i, &b) in bytes.iter().enumerate().skip(host_len) {
         if FAST_CLASS[usize::from(b)] & PLAIN == 0 {
+            if b == b'#' {
+                end = i;
+                break;
+            }
             return false;
         }
-        if b == b'/' && i > 0 {
-            if matches!(&path[segment_start..i], b"" | b"." | b"..") {
-                return false;
+        if query_start.is_none() {
+            if b == b'/' && i > host_len {
+                if is_dot_segment_or_empty(&bytes[segment_start..i]) {
+                    return false;
+                }
+                segment_start = i + 1;
+            } else if b == b'?' {
+                query_start = Some(i);
             }
-            segment_start = i + 1;
         }
     }
-    if path.len() > 1 && matches!(&path[segment_start..], b"." | b"..") {
+    let path_end = query_start.unwrap_or(end);
+    if path_end > host_len + 1 && matches!(&bytes[segment_start..path_end], b"." | b"..") {
         return false;
     }
-    if let Some(query) = query {
-        if !query
-            .iter()
-            .all(|&b| FAST_CLASS[usize::from(b)] & PLAIN != 0)
-        {
-            return false;
-        }
-    }
-    // Every byte checked is ASCII, so the copies below are valid UTF-8.
+    // Every byte checked is ASCII, so each boundary is a character boundary.
+    let (Some(host), Some(path)) = (rest.get(..host_len), rest.get(host_len..path_end)) else {
+        return false;
+    };
     out.scheme.clear();
     out.scheme.push_str(scheme);
     out.host.clear();
-    if classes & HOST_UPPER == 0 {
-        out.host
-            .push_str(std::str::from_utf8(host).unwrap_or_default());
-    } else {
-        push_lowercase(&mut out.host, host);
+    out.host.push_str(host);
+    if classes & HOST_UPPER != 0 {
+        out.host.make_ascii_lowercase();
     }
     out.path.clear();
-    if path.is_empty() {
-        out.path.push('/');
-    } else {
-        out.path
-            .push_str(std::str::from_utf8(path).unwrap_or_default());
-    }
-    match query {
+    out.path.push_str(if path.is_empty() { "/" } else { path });
+    match query_start.and_then(|q| rest.get(q + 1..end)) {
         Some(q) => {
             let buf = out.query.get_or_insert_with(String::new);
             buf.clear();
-            buf.push_str(std::str::from_utf8(q).unwrap_or_default());
+            buf.push_str(q);
         }
         None => out.query = None,
     }
     true
+}
+
+/// Whether a path segment is empty, `.` or `..`.
+#[inline]
+fn is_dot_segment_or_empty(segment: &[u8]) -> bool {
+    matches!(segment, b"" | b"." | b"..")
 }
 
 /// Canonicalizes a URL. Input without a scheme is taken as `http://`.
@@ -757,7 +758,7 @@ mod tests {
             .canonicalize_general_into(input, &mut general)
             .map(|()| general);
         let mut fast = CanonicalUrl::default();
-        let taken = canonical_fast_into(input.as_bytes(), &mut fast);
+        let taken = canonical_fast_into(input, &mut fast);
         (slow, taken.then_some(fast))
     }
 
