@@ -263,9 +263,10 @@ const FAST_CLASS: [u8; 256] = {
 /// (lower-case scheme, two slashes) whose host is a name of letters, digits, `-` and `_`
 /// (any case, no IPv4 look-alike: its last label does not start with a digit; no empty
 /// label), with no userinfo or port, and whose path and query hold only printable ASCII
-/// without `%` or `\\` (a fragment is dropped), with no empty, `.` or `..` path segment.
-/// Such a URL is canonical but for the host's case, so it is copied (host lower-cased)
-/// into `out` and `true` returned; anything else returns `false` with `out` unspecified,
+/// without `\\` (a fragment is dropped) and escapes `%XY` of bytes other than `/`, `\\`,
+/// `.`, `?` and `%`, with no empty, `.` or `..` path segment. Such a URL is canonical but
+/// for the host's case and its escapes, so it is copied (host lower-cased, escapes decoded
+/// and written again as the general algorithm writes them) into `out` and `true` returned; anything else returns `false` with `out` unspecified,
 /// for the general algorithm, which gives the same result on the inputs taken here.
 fn canonical_fast_into(input: &str, out: &mut CanonicalUrl) -> bool {
     let (scheme, rest) = if let Some(rest) = input.strip_prefix("http://") {
@@ -312,11 +313,19 @@ fn canonical_fast_into(input: &str, out: &mut CanonicalUrl) -> bool {
     let mut end = bytes.len();
     let mut query_start = None;
     let mut segment_start = host_len + 1;
-    for (i, &b) in bytes.iter().enumerate().skip(host_len) {
+    let mut escapes = false;
+    let mut i = host_len;
+    while i < bytes.len() {
+        let b = bytes[i];
         if FAST_CLASS[usize::from(b)] & PLAIN == 0 {
             if b == b'#' {
                 end = i;
                 break;
+            }
+            if b == b'%' && fast_escape(bytes.get(i + 1..i + 3)).is_some() {
+                escapes = true;
+                i += 3;
+                continue;
             }
             return false;
         }
@@ -330,6 +339,7 @@ fn canonical_fast_into(input: &str, out: &mut CanonicalUrl) -> bool {
                 query_start = Some(i);
             }
         }
+        i += 1;
     }
     let path_end = query_start.unwrap_or(end);
     if path_end > host_len + 1 && matches!(&bytes[segment_start..path_end], b"." | b"..") {
@@ -347,16 +357,62 @@ fn canonical_fast_into(input: &str, out: &mut CanonicalUrl) -> bool {
         out.host.make_ascii_lowercase();
     }
     out.path.clear();
-    out.path.push_str(if path.is_empty() { "/" } else { path });
+    push_fast(
+        &mut out.path,
+        if path.is_empty() { "/" } else { path },
+        escapes,
+    );
     match query_start.and_then(|q| rest.get(q + 1..end)) {
         Some(q) => {
             let buf = out.query.get_or_insert_with(String::new);
             buf.clear();
-            buf.push_str(q);
+            push_fast(buf, q, escapes);
         }
         None => out.query = None,
     }
     true
+}
+
+/// The byte an escape `%XY` of the fast path stands for, given `XY`: `None` when `XY` is
+/// not two hex digits, or when the byte would change what the general algorithm makes of
+/// the URL once unescaped: a `/`, `\\`, `.` or `?` (path structure) or a `%` (a new escape).
+#[inline]
+fn fast_escape(hex: Option<&[u8]>) -> Option<u8> {
+    let &[hi, lo] = hex? else {
+        return None;
+    };
+    let b = hex_value(hi)? << 4 | hex_value(lo)?;
+    (!matches!(b, b'/' | b'\\' | b'.' | b'?' | b'%')).then_some(b)
+}
+
+/// Appends a path or query the fast path has checked: as it is, or with every escape
+/// decoded and escaped again the way the general algorithm writes it (upper-case hex, and
+/// only for the bytes [`ESCAPED`] marks).
+fn push_fast(out: &mut String, text: &str, escapes: bool) {
+    if !escapes {
+        out.push_str(text);
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = text.as_bytes();
+    let mut plain = 0;
+    let mut i = 0;
+    while let Some(at) = memchr::memchr(b'%', &bytes[i..]) {
+        let at = i + at;
+        out.push_str(text.get(plain..at).unwrap_or_default());
+        // The fast path checked every escape, so this always decodes.
+        let b = fast_escape(bytes.get(at + 1..at + 3)).unwrap_or(b'%');
+        if ESCAPED[usize::from(b)] {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        } else {
+            out.push(char::from(b));
+        }
+        i = at + 3;
+        plain = i;
+    }
+    out.push_str(text.get(plain..).unwrap_or_default());
 }
 
 /// Whether a path segment is empty, `.` or `..`.
@@ -828,6 +884,17 @@ mod tests {
         "%2F",
         "%41",
         "%7e",
+        "%7E",
+        "%20",
+        "%3F",
+        "%3f",
+        "%23",
+        "%00",
+        "%ff",
+        "%5C",
+        "%2f",
+        "%%",
+        "%a",
         "%00",
         "%80",
         "%C3%BC",
@@ -897,6 +964,9 @@ mod tests {
             "http://xn--mlat-zra.com/a?b?c/../d",
             "http://host.com?q",
             "http://a.b#/x/../y",
+            "http://a.com/%41",
+            "http://a.com/%7Euser/a%20b%7e?q=%41%2c%ff",
+            "http://a.com/%23%00x%C3%BC",
         ] {
             let (slow, fast) = both_paths(input);
             assert!(fast.is_some(), "{input:?} should take the fast path");
@@ -914,10 +984,15 @@ mod tests {
             "http://a.com//x",
             "http://a.com/./x",
             "http://a.com/x/..",
-            "http://a.com/%41",
+            "http://a.com/%2E/x",
+            "http://a.com/a%2Fb",
+            "http://a.com/a%3Fb",
+            "http://a.com/%2541",
+            "http://a.com/%4",
+            "http://a.com/%%41",
             "http://a.com/a\\b",
             "http://a.com/ x",
-            "http://a.com/?%41",
+            "http://a.com/?%25",
             "http://\u{fc}.com/",
             "http://a.com/\u{fc}",
             "ftp://a.com/",
