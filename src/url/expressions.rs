@@ -399,6 +399,15 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn reverse_host_reverses_labels(host in "[a-c.]{0,12}") {
+            let mut want: Vec<&str> = host.split('.').collect();
+            want.reverse();
+            proptest::prop_assert_eq!(reverse_host(&host), want.join("."));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
         fn fill_agrees_with_the_definition(
             labels in proptest::collection::vec(proptest::sample::select(vec![
                 "com", "co", "uk", "github", "io", "a", "b", "www", "1", "22", "br", "jp",
