@@ -176,11 +176,6 @@ impl Expressions {
 
         // Each key is a host then a path prefix, written straight from the reversed host
         // and the URL's path and query.
-        let hosts = self.hosts.len();
-        let key_bytes: usize = paths[..path_count].iter().sum::<usize>() * hosts
-            + self.hosts.iter().sum::<usize>() * path_count;
-        self.buf.reserve(key_bytes);
-        self.ends.reserve(path_count * hosts);
         for &p in &paths[..path_count] {
             for &h in &self.hosts {
                 self.buf.extend_from_slice(&self.reversed[..h]);
