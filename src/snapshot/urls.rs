@@ -111,6 +111,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         }
         let hosts = scratch.host_count();
         let mut best: Option<(RecordId, usize)> = None;
+        let mut reader = None;
         for (index, (hash, key)) in hashes.iter().zip(scratch.keys()).enumerate() {
             if let Some((_, first)) = best {
                 // Only an override entry that covers the first match can still win: a path
@@ -122,7 +123,13 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             if !filter.may_contain(*hash) {
                 continue;
             }
-            let Some(id) = table.get(key).filter(|id| id.0 < records) else {
+            // The FST's header is read on the first filter hit only, and once.
+            let reader = reader.get_or_insert_with(|| table.reader());
+            let Some(id) = reader
+                .as_ref()
+                .and_then(|r| r.get(key))
+                .filter(|id| id.0 < records)
+            else {
                 continue;
             };
             let is_override = self.record(id).is_some_and(|r| r.is_override());

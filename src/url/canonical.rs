@@ -160,7 +160,7 @@ impl Canonicalizer {
                 "URL longer than {MAX_URL_LEN} bytes"
             )));
         }
-        if canonical_fast_into(input.as_bytes(), out) {
+        if canonical_fast_into(input, out) {
             return Ok(());
         }
         self.canonicalize_general_into(input, out)
@@ -263,23 +263,25 @@ const FAST_CLASS: [u8; 256] = {
 /// (lower-case scheme, two slashes) whose host is a name of letters, digits, `-` and `_`
 /// (any case, no IPv4 look-alike: its last label does not start with a digit; no empty
 /// label), with no userinfo or port, and whose path and query hold only printable ASCII
-/// without `%` or `\\` (a fragment is dropped), with no empty, `.` or `..` path segment.
-/// Such a URL is canonical but for the host's case, so it is copied (host lower-cased)
-/// into `out` and `true` returned; anything else returns `false` with `out` unspecified,
+/// without `\\` (a fragment is dropped) and escapes `%XY` of bytes other than `/`, `\\`,
+/// `.`, `?` and `%`, with no empty, `.` or `..` path segment. Such a URL is canonical but
+/// for the host's case and its escapes, so it is copied (host lower-cased, escapes decoded
+/// and written again as the general algorithm writes them) into `out` and `true` returned; anything else returns `false` with `out` unspecified,
 /// for the general algorithm, which gives the same result on the inputs taken here.
-fn canonical_fast_into(input: &[u8], out: &mut CanonicalUrl) -> bool {
-    let (scheme, rest) = if let Some(rest) = input.strip_prefix(b"http://") {
+fn canonical_fast_into(input: &str, out: &mut CanonicalUrl) -> bool {
+    let (scheme, rest) = if let Some(rest) = input.strip_prefix("http://") {
         ("http", rest)
-    } else if let Some(rest) = input.strip_prefix(b"https://") {
+    } else if let Some(rest) = input.strip_prefix("https://") {
         ("https", rest)
     } else {
         return false;
     };
+    let bytes = rest.as_bytes();
     // Host: labels of host bytes separated by single dots.
     let mut classes = 0u8;
     let mut label_start = 0;
-    let mut host_len = rest.len();
-    for (i, &b) in rest.iter().enumerate() {
+    let mut host_len = bytes.len();
+    for (i, &b) in bytes.iter().enumerate() {
         let class = FAST_CLASS[usize::from(b)];
         if class & (HOST_LOWER | HOST_UPPER | HOST_OTHER) != 0 {
             classes |= class;
@@ -298,70 +300,125 @@ fn canonical_fast_into(input: &[u8], out: &mut CanonicalUrl) -> bool {
         }
         return false;
     }
-    let host = &rest[..host_len];
-    if host.is_empty()
+    if host_len == 0
         || host_len == label_start
-        || host.len() > MAX_HOST_LEN
-        || host[label_start].is_ascii_digit()
+        || host_len > MAX_HOST_LEN
+        || bytes[label_start].is_ascii_digit()
     {
         return false;
     }
-    let rest = &rest[host_len..];
-    let body = &rest[..memchr::memchr(b'#', rest).unwrap_or(rest.len())];
-    let (path, query) = match memchr::memchr(b'?', body) {
-        Some(i) => (&body[..i], Some(&body[i + 1..])),
-        None => (body, None),
-    };
-    // Path: empty or `/` then segments that are neither empty (but the last), `.` nor `..`.
-    let mut segment_start = 1;
-    for (i, &b) in path.iter().enumerate() {
+    // Path then query, in one pass: the path ends at the first `?` (or `#`, or the end);
+    // its segments are neither empty (but the last), `.` nor `..`; the query ends at the
+    // first `#`. Every byte of both is plain ASCII.
+    let mut end = bytes.len();
+    let mut query_start = None;
+    let mut segment_start = host_len + 1;
+    let mut escapes = false;
+    let mut i = host_len;
+    while i < bytes.len() {
+        let b = bytes[i];
         if FAST_CLASS[usize::from(b)] & PLAIN == 0 {
+            if b == b'#' {
+                end = i;
+                break;
+            }
+            if b == b'%' && fast_escape(bytes.get(i + 1..i + 3)).is_some() {
+                escapes = true;
+                i += 3;
+                continue;
+            }
             return false;
         }
-        if b == b'/' && i > 0 {
-            if matches!(&path[segment_start..i], b"" | b"." | b"..") {
-                return false;
+        if query_start.is_none() {
+            if b == b'/' && i > host_len {
+                if is_dot_segment_or_empty(&bytes[segment_start..i]) {
+                    return false;
+                }
+                segment_start = i + 1;
+            } else if b == b'?' {
+                query_start = Some(i);
             }
-            segment_start = i + 1;
         }
+        i += 1;
     }
-    if path.len() > 1 && matches!(&path[segment_start..], b"." | b"..") {
+    let path_end = query_start.unwrap_or(end);
+    if path_end > host_len + 1 && matches!(&bytes[segment_start..path_end], b"." | b"..") {
         return false;
     }
-    if let Some(query) = query {
-        if !query
-            .iter()
-            .all(|&b| FAST_CLASS[usize::from(b)] & PLAIN != 0)
-        {
-            return false;
-        }
-    }
-    // Every byte checked is ASCII, so the copies below are valid UTF-8.
+    // Every byte checked is ASCII, so each boundary is a character boundary.
+    let (Some(host), Some(path)) = (rest.get(..host_len), rest.get(host_len..path_end)) else {
+        return false;
+    };
     out.scheme.clear();
     out.scheme.push_str(scheme);
     out.host.clear();
-    if classes & HOST_UPPER == 0 {
-        out.host
-            .push_str(std::str::from_utf8(host).unwrap_or_default());
-    } else {
-        push_lowercase(&mut out.host, host);
+    out.host.push_str(host);
+    if classes & HOST_UPPER != 0 {
+        out.host.make_ascii_lowercase();
     }
     out.path.clear();
-    if path.is_empty() {
-        out.path.push('/');
-    } else {
-        out.path
-            .push_str(std::str::from_utf8(path).unwrap_or_default());
-    }
-    match query {
+    push_fast(
+        &mut out.path,
+        if path.is_empty() { "/" } else { path },
+        escapes,
+    );
+    match query_start.and_then(|q| rest.get(q + 1..end)) {
         Some(q) => {
             let buf = out.query.get_or_insert_with(String::new);
             buf.clear();
-            buf.push_str(std::str::from_utf8(q).unwrap_or_default());
+            push_fast(buf, q, escapes);
         }
         None => out.query = None,
     }
     true
+}
+
+/// The byte an escape `%XY` of the fast path stands for, given `XY`: `None` when `XY` is
+/// not two hex digits, or when the byte would change what the general algorithm makes of
+/// the URL once unescaped: a `/`, `\\`, `.` or `?` (path structure) or a `%` (a new escape).
+#[inline]
+fn fast_escape(hex: Option<&[u8]>) -> Option<u8> {
+    let &[hi, lo] = hex? else {
+        return None;
+    };
+    let b = hex_value(hi)? << 4 | hex_value(lo)?;
+    (!matches!(b, b'/' | b'\\' | b'.' | b'?' | b'%')).then_some(b)
+}
+
+/// Appends a path or query the fast path has checked: as it is, or with every escape
+/// decoded and escaped again the way the general algorithm writes it (upper-case hex, and
+/// only for the bytes [`ESCAPED`] marks).
+fn push_fast(out: &mut String, text: &str, escapes: bool) {
+    if !escapes {
+        out.push_str(text);
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = text.as_bytes();
+    let mut plain = 0;
+    let mut i = 0;
+    while let Some(at) = memchr::memchr(b'%', &bytes[i..]) {
+        let at = i + at;
+        out.push_str(text.get(plain..at).unwrap_or_default());
+        // The fast path checked every escape, so this always decodes.
+        let b = fast_escape(bytes.get(at + 1..at + 3)).unwrap_or(b'%');
+        if ESCAPED[usize::from(b)] {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        } else {
+            out.push(char::from(b));
+        }
+        i = at + 3;
+        plain = i;
+    }
+    out.push_str(text.get(plain..).unwrap_or_default());
+}
+
+/// Whether a path segment is empty, `.` or `..`.
+#[inline]
+fn is_dot_segment_or_empty(segment: &[u8]) -> bool {
+    matches!(segment, b"" | b"." | b"..")
 }
 
 /// Canonicalizes a URL. Input without a scheme is taken as `http://`.
@@ -757,7 +814,7 @@ mod tests {
             .canonicalize_general_into(input, &mut general)
             .map(|()| general);
         let mut fast = CanonicalUrl::default();
-        let taken = canonical_fast_into(input.as_bytes(), &mut fast);
+        let taken = canonical_fast_into(input, &mut fast);
         (slow, taken.then_some(fast))
     }
 
@@ -827,6 +884,17 @@ mod tests {
         "%2F",
         "%41",
         "%7e",
+        "%7E",
+        "%20",
+        "%3F",
+        "%3f",
+        "%23",
+        "%00",
+        "%ff",
+        "%5C",
+        "%2f",
+        "%%",
+        "%a",
         "%00",
         "%80",
         "%C3%BC",
@@ -896,6 +964,9 @@ mod tests {
             "http://xn--mlat-zra.com/a?b?c/../d",
             "http://host.com?q",
             "http://a.b#/x/../y",
+            "http://a.com/%41",
+            "http://a.com/%7Euser/a%20b%7e?q=%41%2c%ff",
+            "http://a.com/%23%00x%C3%BC",
         ] {
             let (slow, fast) = both_paths(input);
             assert!(fast.is_some(), "{input:?} should take the fast path");
@@ -913,10 +984,15 @@ mod tests {
             "http://a.com//x",
             "http://a.com/./x",
             "http://a.com/x/..",
-            "http://a.com/%41",
+            "http://a.com/%2E/x",
+            "http://a.com/a%2Fb",
+            "http://a.com/a%3Fb",
+            "http://a.com/%2541",
+            "http://a.com/%4",
+            "http://a.com/%%41",
             "http://a.com/a\\b",
             "http://a.com/ x",
-            "http://a.com/?%41",
+            "http://a.com/?%25",
             "http://\u{fc}.com/",
             "http://a.com/\u{fc}",
             "ftp://a.com/",

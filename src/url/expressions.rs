@@ -87,8 +87,6 @@ pub struct Expressions {
     ends: Vec<usize>,
     /// The reversed host.
     reversed: Vec<u8>,
-    /// `path?query`.
-    path_query: Vec<u8>,
     /// Hosts, as lengths of prefixes of the reversed host, longest first.
     hosts: Vec<usize>,
     /// Label boundaries of the reversed host.
@@ -139,7 +137,10 @@ impl Expressions {
                 for k in (1..labels).rev() {
                     let len = self.suffix_ends[k];
                     let suffix = &host[host.len() - len..];
-                    if (k < public_labels && is_public_suffix_bytes(suffix))
+                    // The suffix as long as the host's public suffix is that suffix; a
+                    // shorter one needs its own answer (`a.b.c` listed, `b.c` perhaps not).
+                    if (k + 1 == public_labels
+                        || (k + 1 < public_labels && is_public_suffix_bytes(suffix)))
                         || (numeric_tld && is_ip_host(suffix))
                     {
                         continue;
@@ -151,24 +152,18 @@ impl Expressions {
 
         // Paths, as lengths of prefixes of `path?query`, most specific first.
         let path = url.path.as_bytes();
-        self.path_query.clear();
-        self.path_query.extend_from_slice(path);
+        let query = url.query.as_deref().map(str::as_bytes);
         let mut paths = [0usize; MAX_PATHS];
         let mut path_count = 0;
-        if let Some(query) = &url.query {
-            self.path_query.push(b'?');
-            self.path_query.extend_from_slice(query.as_bytes());
-            paths[path_count] = self.path_query.len();
+        if let Some(query) = query {
+            paths[path_count] = path.len() + 1 + query.len();
             path_count += 1;
         }
         paths[path_count] = path.len();
         path_count += 1;
         let mut prefixes = [0usize; MAX_PREFIXES];
         let mut prefix_count = 0;
-        for (i, _) in path.iter().enumerate().filter(|(_, &b)| b == b'/') {
-            if prefix_count == MAX_PREFIXES {
-                break;
-            }
+        for i in memchr::memchr_iter(b'/', path).take(MAX_PREFIXES) {
             prefixes[prefix_count] = i + 1;
             prefix_count += 1;
         }
@@ -179,10 +174,18 @@ impl Expressions {
             }
         }
 
+        // Each key is a host then a path prefix, written straight from the reversed host
+        // and the URL's path and query.
         for &p in &paths[..path_count] {
             for &h in &self.hosts {
                 self.buf.extend_from_slice(&self.reversed[..h]);
-                self.buf.extend_from_slice(&self.path_query[..p]);
+                if p <= path.len() {
+                    self.buf.extend_from_slice(&path[..p]);
+                } else {
+                    self.buf.extend_from_slice(path);
+                    self.buf.push(b'?');
+                    self.buf.extend_from_slice(query.unwrap_or_default());
+                }
                 self.ends.push(self.buf.len());
             }
         }
@@ -346,5 +349,86 @@ mod tests {
         assert!(!is_ip_host(b"a.2.3.4"));
         assert_eq!(reverse_host("www.example.com"), "com.example.www");
         assert_eq!(reverse_host("[::1]"), "[::1]");
+    }
+
+    /// The expressions by their definition, with strings: every host suffix but the bare
+    /// top-level label, public suffixes and IP look-alikes, times the paths.
+    fn reference(url: &crate::url::CanonicalUrl) -> Vec<Vec<u8>> {
+        let host = url.host.as_str();
+        let mut hosts = vec![host.to_string()];
+        if !is_ip_host(host.as_bytes()) {
+            let labels: Vec<&str> = host.split('.').collect();
+            let numeric_tld = labels
+                .last()
+                .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_digit()));
+            for n in (2..labels.len()).rev() {
+                let suffix = labels[labels.len() - n..].join(".");
+                if is_public_suffix(&suffix) || (numeric_tld && is_ip_host(suffix.as_bytes())) {
+                    continue;
+                }
+                hosts.push(suffix);
+            }
+        }
+        let mut paths = Vec::new();
+        if let Some(q) = &url.query {
+            paths.push(format!("{}?{q}", url.path));
+        }
+        paths.push(url.path.clone());
+        let mut prefixes: Vec<String> = url
+            .path
+            .match_indices('/')
+            .take(MAX_PREFIXES)
+            .map(|(i, _)| url.path[..=i].to_string())
+            .filter(|p| *p != url.path)
+            .collect();
+        prefixes.reverse();
+        paths.extend(prefixes);
+        let mut keys = Vec::new();
+        for p in &paths {
+            for h in &hosts {
+                keys.push(crate::url::expression_key(&format!("{h}{p}")));
+            }
+        }
+        keys
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reverse_host_reverses_labels(host in "[a-c.]{0,12}") {
+            let mut want: Vec<&str> = host.split('.').collect();
+            want.reverse();
+            proptest::prop_assert_eq!(reverse_host(&host), want.join("."));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fill_agrees_with_the_definition(
+            labels in proptest::collection::vec(proptest::sample::select(vec![
+                "com", "co", "uk", "github", "io", "a", "b", "www", "1", "22", "br", "jp",
+                "kawasaki", "city", "blogspot", "appspot", "ck", "x-y", "255",
+            ]), 1..7),
+            segments in proptest::collection::vec("[a-z.]{0,3}", 0..7),
+            slash in proptest::bool::ANY,
+            query in proptest::option::of("[a-z=&/?]{0,6}"),
+        ) {
+            let mut input = format!("http://{}", labels.join("."));
+            for s in &segments {
+                input.push('/');
+                input.push_str(s);
+            }
+            if slash {
+                input.push('/');
+            }
+            if let Some(q) = &query {
+                input.push('?');
+                input.push_str(q);
+            }
+            let Ok(url) = canonicalize(&input) else { return Ok(()); };
+            let mut e = Expressions::new();
+            e.fill(&url);
+            let got: Vec<Vec<u8>> = e.keys().map(<[u8]>::to_vec).collect();
+            proptest::prop_assert_eq!(got, reference(&url), "{}", input);
+        }
     }
 }

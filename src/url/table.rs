@@ -93,11 +93,12 @@ impl<'a> UrlTable<'a> {
     /// The record id stored under `key`.
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<RecordId> {
-        let map = self.map()?;
-        guard(|| map.get(key))
-            .flatten()
-            .and_then(|v| u32::try_from(v).ok())
-            .map(RecordId)
+        self.reader()?.get(key)
+    }
+
+    /// A reader for several lookups, which reads the FST's header once.
+    pub(crate) fn reader(&self) -> Option<UrlReader<'a>> {
+        self.map().map(|map| UrlReader { map })
     }
 
     /// Number of entries, as the FST declares it.
@@ -165,5 +166,21 @@ impl<'a> UrlTable<'a> {
             return Err(malformed("fewer entries than the FST declares"));
         }
         Ok(())
+    }
+}
+
+/// Lookups in one [`UrlTable`], its FST header read once ([`UrlTable::reader`]).
+pub(crate) struct UrlReader<'a> {
+    map: fst::Map<&'a [u8]>,
+}
+
+impl UrlReader<'_> {
+    /// The record id stored under `key`.
+    #[inline]
+    pub(crate) fn get(&self, key: &[u8]) -> Option<RecordId> {
+        guard(|| self.map.get(key))
+            .flatten()
+            .and_then(|v| u32::try_from(v).ok())
+            .map(RecordId)
     }
 }
