@@ -19,7 +19,8 @@
 //!
 //! Work and memory are proportional to the FST's size: each distinct node is parsed at most
 //! twice and has at most 256 transitions, and a step budget of that size stops the walk
-//! regardless.
+//! regardless. The memo of node summaries takes 4 bytes per byte of the FST plus one summary
+//! per node.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -83,8 +84,71 @@ impl Hasher for AddressHasher {
     }
 }
 
-/// The walk's memo: node address to its summary.
-type Memo = HashMap<usize, Summary, BuildHasherDefault<AddressHasher>>;
+/// The walk's memo: node address to its summary. Addresses index a dense table of slots
+/// (4 bytes per byte of the FST, no hashing, one memory access per lookup, and less memory
+/// than a hash map of the same nodes) while the FST is under 4 GiB; past that, a hash map.
+enum Memo {
+    Dense {
+        /// `slot[addr]`: 1 + the index of the node's summary, or 0 when not yet known.
+        slot: Vec<u32>,
+        summaries: Vec<Summary>,
+    },
+    Sparse(HashMap<usize, Summary, BuildHasherDefault<AddressHasher>>),
+}
+
+impl Memo {
+    fn new(len: usize) -> Memo {
+        if len < u32::MAX as usize {
+            Memo::Dense {
+                slot: vec![0; len + 1],
+                summaries: Vec::new(),
+            }
+        } else {
+            Memo::Sparse(HashMap::default())
+        }
+    }
+
+    #[inline]
+    fn get(&self, addr: usize) -> Option<Summary> {
+        match self {
+            Memo::Dense { slot, summaries } => match slot.get(addr).copied() {
+                Some(0) | None => None,
+                Some(i) => summaries.get(i as usize - 1).copied(),
+            },
+            Memo::Sparse(map) => map.get(&addr).copied(),
+        }
+    }
+
+    #[inline]
+    fn contains(&self, addr: usize) -> bool {
+        self.get(addr).is_some()
+    }
+
+    fn insert(&mut self, addr: usize, summary: Summary) -> Result<()> {
+        match self {
+            Memo::Dense { slot, summaries } => {
+                let place = slot
+                    .get_mut(addr)
+                    .ok_or_else(|| malformed(format!("node address {addr} out of range")))?;
+                summaries.push(summary);
+                // At most one summary per byte of the FST, which is under u32::MAX bytes.
+                *place = u32::try_from(summaries.len())
+                    .map_err(|_| malformed("more nodes than bytes"))?;
+            }
+            Memo::Sparse(map) => {
+                map.insert(addr, summary);
+            }
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Memo::Dense { summaries, .. } => summaries.len(),
+            Memo::Sparse(map) => map.len(),
+        }
+    }
+}
 
 /// The per-node summary the walk memoizes.
 #[derive(Debug, Clone, Copy)]
@@ -324,6 +388,11 @@ fn decode(bytes: &[u8], addr: usize, lo: usize, node: &mut Node) -> Result<()> {
 ///
 /// [`Error::Malformed`] naming the first problem found.
 pub(crate) fn check_structure(bytes: &[u8], records: u32, max_key_len: usize) -> Result<FstShape> {
+    walk(bytes, records, max_key_len, Memo::new(bytes.len()))
+}
+
+/// [`check_structure`] with the memo given.
+fn walk(bytes: &[u8], records: u32, max_key_len: usize, mut memo: Memo) -> Result<FstShape> {
     if bytes.len() < HEADER + FOOTER {
         return Err(malformed(format!("{} bytes is too short", bytes.len())));
     }
@@ -348,7 +417,6 @@ pub(crate) fn check_structure(bytes: &[u8], records: u32, max_key_len: usize) ->
             "root address {root} is not the last node"
         )));
     }
-    let mut memo = Memo::default();
     memo.insert(
         0,
         Summary {
@@ -356,7 +424,7 @@ pub(crate) fn check_structure(bytes: &[u8], records: u32, max_key_len: usize) ->
             keys: 1,
             depth: 0,
         },
-    );
+    )?;
     // Each node is decoded at most twice (first visit, then once its targets are done), and
     // pushes at most 256 targets per decode.
     let budget = (bytes.len() as u64 + 1).saturating_mul(2 * 257);
@@ -364,7 +432,7 @@ pub(crate) fn check_structure(bytes: &[u8], records: u32, max_key_len: usize) ->
     let mut stack = vec![root];
     let mut node = Node::default();
     while let Some(&addr) = stack.last() {
-        if memo.contains_key(&addr) {
+        if memo.contains(addr) {
             stack.pop();
             continue;
         }
@@ -381,10 +449,7 @@ pub(crate) fn check_structure(bytes: &[u8], records: u32, max_key_len: usize) ->
                 t.target
             )));
         }
-        let missing = node
-            .transitions
-            .iter()
-            .filter(|t| !memo.contains_key(&t.target));
+        let missing = node.transitions.iter().filter(|t| !memo.contains(t.target));
         let before = stack.len();
         stack.extend(missing.map(|t| t.target));
         if stack.len() > before {
@@ -396,7 +461,9 @@ pub(crate) fn check_structure(bytes: &[u8], records: u32, max_key_len: usize) ->
             depth: 0,
         });
         for t in &node.transitions {
-            let child = memo[&t.target];
+            let child = memo
+                .get(t.target)
+                .ok_or_else(|| malformed(format!("node at byte {addr} lost a target")))?;
             let output = t
                 .output
                 .checked_add(child.max_output)
@@ -432,10 +499,12 @@ pub(crate) fn check_structure(bytes: &[u8], records: u32, max_key_len: usize) ->
                 "a key is longer than {max_key_len} bytes"
             )));
         }
-        memo.insert(addr, summary);
+        memo.insert(addr, summary)?;
         stack.pop();
     }
-    let top = memo[&root];
+    let top = memo
+        .get(root)
+        .ok_or_else(|| malformed("the root was not walked"))?;
     let (keys, max_output) = if root == 0 || top.keys == 0 {
         // An empty FST (its root is the special empty final state or a node without
         // transitions) holds no key.
@@ -592,7 +661,11 @@ mod tests {
             for (at, value) in edits {
                 bytes[HEADER + at % nodes] = value;
             }
-            if let Ok(shape) = check_structure(&bytes, 1000, 8) {
+            let checked = check_structure(&bytes, 1000, 8);
+            // The hash-map memo (FSTs of 4 GiB and more) walks alike.
+            let sparse = walk(&bytes, 1000, 8, Memo::Sparse(HashMap::default()));
+            prop_assert_eq!(format!("{checked:?}"), format!("{sparse:?}"));
+            if let Ok(shape) = checked {
                 let listed = contents(&bytes);
                 prop_assert_eq!(listed.len() as u64, shape.keys);
                 let map = fst::Map::new(&bytes[..]).unwrap();
