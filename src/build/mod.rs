@@ -417,25 +417,16 @@ impl SnapshotBuilder {
         kind: EntryKind,
         record: RecordSpec,
     ) -> Result<(), UrlError> {
-        let added = self.add_url_entry_uncounted(feed, entry, kind, record);
-        if added.is_err() {
-            self.refused += 1;
+        match url_key(entry, kind) {
+            Ok(key) => {
+                self.add_url_key(feed, key, record);
+                Ok(())
+            }
+            Err(e) => {
+                self.refused += 1;
+                Err(e)
+            }
         }
-        added
-    }
-
-    /// [`SnapshotBuilder::add_url_entry`] without counting a refused entry in the report:
-    /// the feed readers count it as a malformed line of their feed instead (once).
-    pub(crate) fn add_url_entry_uncounted(
-        &mut self,
-        feed: FeedId,
-        entry: &str,
-        kind: EntryKind,
-        record: RecordSpec,
-    ) -> Result<(), UrlError> {
-        let key = url_key(entry, kind)?;
-        self.add_url_key(feed, key, record);
-        Ok(())
     }
 
     /// Adds a URL, URL prefix or domain entry already made into its key by [`url_key`].

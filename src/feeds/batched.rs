@@ -14,9 +14,8 @@ use rayon::prelude::*;
 
 use super::lines::LineReader;
 use super::simple::{line_digest, parse_simple, SimpleFormat};
-use super::{apply, FeedLines, Item, ParseError, Parsed, PROGRESS_EVERY};
-use crate::build::{url_key, FeedId, FeedReport, SnapshotBuilder};
-use crate::url::UrlError;
+use super::{add_ready, apply, FeedLines, ParseError, Parsed, Ready, PROGRESS_EVERY};
+use crate::build::{FeedId, FeedReport, SnapshotBuilder};
 use crate::{Digest, RecordSpec};
 
 /// Lines in a batch, at most.
@@ -43,13 +42,6 @@ enum Prepared {
     Outcome(Result<Parsed, ParseError>),
     /// Keys, all with the same record.
     Items(Vec<Ready>, RecordSpec),
-}
-
-/// One key of a line.
-enum Ready {
-    Digest(Digest),
-    /// The entry's text and its key (or why it has none).
-    Web(String, Result<Vec<u8>, UrlError>),
 }
 
 impl FeedLines<'_> {
@@ -183,47 +175,10 @@ fn prepare(format: SimpleFormat, text: &str, line: &Result<Range<usize>, String>
         None => {}
     }
     match parse_simple(format, line) {
-        Ok(Parsed::Items(items, record)) => Prepared::Items(
-            items
-                .into_iter()
-                .map(|item| match item {
-                    Item::Digest(d) => Ready::Digest(d),
-                    Item::Web(text, kind) => {
-                        let key = url_key(&text, kind);
-                        Ready::Web(text, key)
-                    }
-                })
-                .collect(),
-            record,
-        ),
+        Ok(Parsed::Items(items, record)) => {
+            Prepared::Items(items.into_iter().map(Ready::from).collect(), record)
+        }
         Ok(other) => Prepared::Outcome(Ok(other)),
         Err(reason) => Prepared::Outcome(Err(ParseError::Malformed(reason))),
     }
-}
-
-/// Adds one key of a line, as [`super::add_item`] does.
-fn add_ready(
-    builder: &mut SnapshotBuilder,
-    feed: FeedId,
-    item: Ready,
-    record: &RecordSpec,
-    report: &mut FeedReport,
-    line: u64,
-    strict: bool,
-) -> Result<(), String> {
-    match item {
-        Ready::Digest(d) => {
-            builder.add_digest(feed, d, record.clone());
-            report.keys += 1;
-        }
-        Ready::Web(text, key) => match key {
-            Ok(key) => {
-                builder.add_url_key(feed, key, record.clone());
-                report.keys += 1;
-            }
-            Err(e) if strict => return Err(format!("{text:.80}: {e}")),
-            Err(e) => report.malformed(line, format!("{text:.80}: {e}")),
-        },
-    }
-    Ok(())
 }

@@ -715,7 +715,7 @@ fn apply(
         Ok(Parsed::Ignored) => report.skipped += 1,
         Ok(Parsed::Items(items, record)) => {
             for item in items {
-                add_item(builder, feed, item, &record, report, line, strict)
+                add_ready(builder, feed, item.into(), &record, report, line, strict)
                     .map_err(|reason| (line, reason))?;
             }
         }
@@ -730,28 +730,47 @@ fn apply(
     Ok(())
 }
 
-fn add_item(
+/// One key of a line, its URL entry made into the key it is stored under (or refused, with
+/// why): computed on the reading thread here, on the build's threads by the batched reader.
+pub(super) enum Ready {
+    Digest(Digest),
+    /// The entry's text and its key.
+    Web(String, std::result::Result<Vec<u8>, crate::url::UrlError>),
+}
+
+impl From<Item> for Ready {
+    fn from(item: Item) -> Ready {
+        match item {
+            Item::Digest(d) => Ready::Digest(d),
+            Item::Web(text, kind) => {
+                let key = crate::build::url_key(&text, kind);
+                Ready::Web(text, key)
+            }
+        }
+    }
+}
+
+/// Adds one key of a line, counting it in the report; the reason when the feed must stop
+/// (a refused entry with `strict`).
+pub(super) fn add_ready(
     builder: &mut SnapshotBuilder,
     feed: FeedId,
-    item: Item,
+    item: Ready,
     record: &RecordSpec,
     report: &mut FeedReport,
     line: u64,
     strict: bool,
-) -> Result<(), String> {
+) -> std::result::Result<(), String> {
     match item {
-        Item::Digest(d) => {
-            builder.add_digest(feed, d, record.clone());
-            report.keys += 1;
-        }
-        Item::Web(text, kind) => {
-            match builder.add_url_entry_uncounted(feed, &text, kind, record.clone()) {
-                Ok(()) => report.keys += 1,
-                Err(e) if strict => return Err(format!("{text:.80}: {e}")),
-                Err(e) => report.malformed(line, format!("{text:.80}: {e}")),
-            }
+        Ready::Digest(d) => builder.add_digest(feed, d, record.clone()),
+        Ready::Web(_, Ok(key)) => builder.add_url_key(feed, key, record.clone()),
+        Ready::Web(text, Err(e)) if strict => return Err(format!("{text:.80}: {e}")),
+        Ready::Web(text, Err(e)) => {
+            report.malformed(line, format!("{text:.80}: {e}"));
+            return Ok(());
         }
     }
+    report.keys += 1;
     Ok(())
 }
 
