@@ -23,7 +23,6 @@
 //! per node.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::{Error, Result};
 
@@ -52,48 +51,17 @@ pub(crate) struct FstShape {
     pub max_key_len: usize,
 }
 
-/// Hashes a node address for the walk's memo with one multiply of the address mixed with a
-/// random key, instead of SipHash, which made up most of a `verify` of a large URL table.
-/// The key is drawn once per process (from the standard library's own random hash seed), so
-/// a forged FST cannot choose addresses that collide, and the step budget bounds the walk
-/// regardless.
-struct AddressHasher(u64);
-
-impl Default for AddressHasher {
-    fn default() -> Self {
-        static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        AddressHasher(*KEY.get_or_init(|| {
-            use std::hash::BuildHasher;
-            std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1
-        }))
-    }
-}
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_usize(usize::from(*b));
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        let h = (n as u64 ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.0 = h ^ (h >> 29);
-    }
-}
-
 /// The walk's memo: node address to its summary. Addresses index a dense table of slots
 /// (4 bytes per byte of the FST, no hashing, one memory access per lookup, and less memory
-/// than a hash map of the same nodes) while the FST is under 4 GiB; past that, a hash map.
+/// than a hash map of the same nodes) while the FST is under 4 GiB; past that, the standard
+/// hash map.
 enum Memo {
     Dense {
         /// `slot[addr]`: 1 + the index of the node's summary, or 0 when not yet known.
         slot: Vec<u32>,
         summaries: Vec<Summary>,
     },
-    Sparse(HashMap<usize, Summary, BuildHasherDefault<AddressHasher>>),
+    Sparse(HashMap<usize, Summary>),
 }
 
 impl Memo {
