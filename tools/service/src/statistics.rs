@@ -171,17 +171,17 @@ fn group_commit(intake: &StatisticsIntake, submission: Submission, today: Day) -
         // Empty when the holder before us took our submission with its own.
         if !batch.is_empty() {
             let (submissions, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let not_stored =
+                |e: &dyn std::fmt::Display| fail(500, format!("statistics not stored: {e}"));
             match store.ingest_many(&submissions, today) {
                 Ok(results) => {
                     for (result, reply) in results.into_iter().zip(replies) {
-                        let result =
-                            result.map_err(|e| fail(500, format!("statistics not stored: {e}")));
-                        let _ = reply.send(result);
+                        let _ = reply.send(result.map_err(|e| not_stored(&e)));
                     }
                 }
                 Err(e) => {
                     for reply in replies {
-                        let _ = reply.send(Err(fail(500, format!("statistics not stored: {e}"))));
+                        let _ = reply.send(Err(not_stored(&e)));
                     }
                 }
             }

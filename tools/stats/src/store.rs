@@ -182,11 +182,7 @@ impl StatsStore {
         today: Day,
     ) -> Result<Vec<Result<IngestReceipt>>> {
         let mut tx = self.conn.transaction().map_err(ctx("begin"))?;
-        tx.execute(
-            "DELETE FROM day_reporters WHERE day < ?1",
-            [today.plus(-1).0],
-        )
-        .map_err(ctx("close days"))?;
+        close_days(&tx, today)?;
         let mut results = Vec::with_capacity(submissions.len());
         for submission in submissions {
             let sp = tx.savepoint().map_err(ctx("savepoint"))?;
@@ -216,12 +212,7 @@ impl StatsStore {
     ///
     /// When SQLite fails.
     pub fn close_days(&mut self, today: Day) -> Result<usize> {
-        self.conn
-            .execute(
-                "DELETE FROM day_reporters WHERE day < ?1",
-                [today.plus(-1).0],
-            )
-            .map_err(ctx("close days"))
+        close_days(&self.conn, today)
     }
 
     /// Deletes aggregates of days before `before`.
@@ -478,6 +469,15 @@ impl StatsStore {
         }
         Ok(summary.finish())
     }
+}
+
+/// Deletes the reporter tokens of every day before yesterday.
+fn close_days(conn: &Connection, today: Day) -> Result<usize> {
+    conn.execute(
+        "DELETE FROM day_reporters WHERE day < ?1",
+        [today.plus(-1).0],
+    )
+    .map_err(ctx("close days"))
 }
 
 /// Folds one report into the day's aggregates, counting its token once per digest.
