@@ -2,12 +2,12 @@
 
 use super::*;
 
-/// Seconds this thread has run on a CPU (`/proc/thread-self/schedstat`), when the kernel
-/// says.
+/// Seconds this thread has run on a CPU, when the platform tells (the clock the scan's
+/// hashing limit is measured with).
 pub(super) fn thread_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
-    (ns > 0).then_some(ns as f64 / 1e9)
+    repute::scan::bench::thread_cpu_time()
+        .map(|t| t.as_secs_f64())
+        .filter(|s| *s > 0.0)
 }
 
 /// One measurement: rates in millions per second, summed over threads.
