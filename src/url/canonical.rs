@@ -386,14 +386,13 @@ fn fast_escape(hex: Option<&[u8]>) -> Option<u8> {
 }
 
 /// Appends a path or query the fast path has checked: as it is, or with every escape
-/// decoded and escaped again the way the general algorithm writes it (upper-case hex, and
-/// only for the bytes [`ESCAPED`] marks).
+/// decoded and escaped again the way the general algorithm writes it ([`escape_into_with`]
+/// with [`ESCAPED`]).
 fn push_fast(out: &mut String, text: &str, escapes: bool) {
     if !escapes {
         out.push_str(text);
         return;
     }
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = text.as_bytes();
     let mut plain = 0;
     let mut i = 0;
@@ -402,13 +401,7 @@ fn push_fast(out: &mut String, text: &str, escapes: bool) {
         out.push_str(text.get(plain..at).unwrap_or_default());
         // The fast path checked every escape, so this always decodes.
         let b = fast_escape(bytes.get(at + 1..at + 3)).unwrap_or(b'%');
-        if ESCAPED[usize::from(b)] {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        } else {
-            out.push(char::from(b));
-        }
+        escape_into_with(&[b], out, &ESCAPED);
         i = at + 3;
         plain = i;
     }
