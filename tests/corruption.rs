@@ -1,5 +1,6 @@
 //! Damaged, truncated and forged snapshots give errors naming what is wrong; nothing panics.
 
+use repute::digest::TableLayout;
 use repute::url::{EntryKind, Expressions};
 use repute::{Digest, Error, FeedInfo, Query, RecordSpec, Snapshot, SnapshotBuilder, Verdict};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
@@ -21,8 +22,20 @@ fn digests() -> Vec<Digest> {
 }
 
 fn sample() -> Vec<u8> {
+    sample_as(TableLayout::BucketIndex)
+}
+
+/// The sample in each digest table layout.
+fn samples() -> [Vec<u8>; 2] {
+    [
+        sample_as(TableLayout::BucketIndex),
+        sample_as(TableLayout::HomeSlots),
+    ]
+}
+
+fn sample_as(layout: TableLayout) -> Vec<u8> {
     let mut b = SnapshotBuilder::new();
-    b.created(1_700_000_000);
+    b.created(1_700_000_000).table_layout(layout);
     let bad = b.add_feed(FeedInfo::new("bad", "hashes", Verdict::Malicious));
     let good = b.add_feed(FeedInfo::new("good", "sha256sum", Verdict::Trusted));
     for (i, d) in digests().into_iter().enumerate() {
@@ -73,11 +86,12 @@ fn exercise(snap: &Snapshot<&[u8]>) {
 
 #[test]
 fn sample_is_valid() {
-    let bytes = sample();
-    let snap = Snapshot::open(&bytes[..]).unwrap();
-    snap.verify().unwrap();
-    let d: Digest = "44d88612fea8a8f36de82e1278abb02f".parse().unwrap();
-    assert_eq!(snap.lookup_digest(&d).unwrap().verdict(), Verdict::Trusted);
+    for bytes in samples() {
+        let snap = Snapshot::open(&bytes[..]).unwrap();
+        snap.verify().unwrap();
+        let d: Digest = "44d88612fea8a8f36de82e1278abb02f".parse().unwrap();
+        assert_eq!(snap.lookup_digest(&d).unwrap().verdict(), Verdict::Trusted);
+    }
 }
 
 #[test]
@@ -102,34 +116,36 @@ fn empty_and_garbage_inputs() {
 
 #[test]
 fn every_truncation_is_an_error() {
-    let bytes = sample();
-    for n in 0..bytes.len() {
-        let r = Snapshot::open(&bytes[..n]);
-        assert!(r.is_err(), "truncated to {n} bytes opened");
+    for bytes in samples() {
+        for n in 0..bytes.len() {
+            let r = Snapshot::open(&bytes[..n]);
+            assert!(r.is_err(), "truncated to {n} bytes opened");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(
+            Snapshot::open(&longer[..]).is_err(),
+            "trailing byte accepted"
+        );
     }
-    let mut longer = bytes.clone();
-    longer.push(0);
-    assert!(
-        Snapshot::open(&longer[..]).is_err(),
-        "trailing byte accepted"
-    );
 }
 
 #[test]
 fn every_bit_flip_is_caught_by_open_or_verify() {
-    let bytes = sample();
-    for i in 0..bytes.len() {
-        for bit in [0u8, 3, 7] {
-            let mut damaged = bytes.clone();
-            damaged[i] ^= 1 << bit;
-            match Snapshot::open(&damaged[..]) {
-                Err(_) => {}
-                Ok(snap) => {
-                    exercise(&snap);
-                    assert!(
-                        snap.verify().is_err(),
-                        "flip of bit {bit} at byte {i} passed verify"
-                    );
+    for bytes in samples() {
+        for i in 0..bytes.len() {
+            for bit in [0u8, 3, 7] {
+                let mut damaged = bytes.clone();
+                damaged[i] ^= 1 << bit;
+                match Snapshot::open(&damaged[..]) {
+                    Err(_) => {}
+                    Ok(snap) => {
+                        exercise(&snap);
+                        assert!(
+                            snap.verify().is_err(),
+                            "flip of bit {bit} at byte {i} passed verify"
+                        );
+                    }
                 }
             }
         }
@@ -165,25 +181,26 @@ fn forge(bytes: &[u8], section: usize, at: usize, xor: u8) -> Option<Vec<u8>> {
 
 #[test]
 fn forged_sections_never_panic_or_pass_silently_wrong() {
-    let bytes = sample();
-    let n = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
-    let mut forged_count = 0;
-    for section in 0..n {
-        for at in 0.. {
-            let Some(forged) = forge(&bytes, section, at, 0x5a) else {
-                break;
-            };
-            forged_count += 1;
-            // Checksums match, so open succeeds or reports a structural problem.
-            if let Ok(snap) = Snapshot::open(&forged[..]) {
-                exercise(&snap);
-                // verify either finds the damage or the forged file is self-consistent; in
-                // the latter case every lookup it answers is by construction what the file says.
-                let _ = snap.verify();
+    for bytes in samples() {
+        let n = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
+        let mut forged_count = 0;
+        for section in 0..n {
+            for at in 0.. {
+                let Some(forged) = forge(&bytes, section, at, 0x5a) else {
+                    break;
+                };
+                forged_count += 1;
+                // Checksums match, so open succeeds or reports a structural problem.
+                if let Ok(snap) = Snapshot::open(&forged[..]) {
+                    exercise(&snap);
+                    // verify either finds the damage or the forged file is self-consistent; in
+                    // the latter case every lookup it answers is by construction what the file says.
+                    let _ = snap.verify();
+                }
             }
         }
+        assert!(forged_count > 1000);
     }
-    assert!(forged_count > 1000);
 }
 
 #[test]

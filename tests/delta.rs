@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use proptest::prelude::*;
+use repute::digest::TableLayout;
 use repute::url::EntryKind;
 use repute::{delta, Digest, Error, FeedInfo, RecordSpec, Snapshot, SnapshotBuilder, Verdict};
 
@@ -38,7 +39,12 @@ fn key(u: u32) -> Key {
 type Set = BTreeMap<u32, (u8, bool)>;
 
 fn build(set: &Set, sequence: u64) -> Vec<u8> {
+    build_as(set, sequence, TableLayout::BucketIndex)
+}
+
+fn build_as(set: &Set, sequence: u64, layout: TableLayout) -> Vec<u8> {
     let mut b = SnapshotBuilder::new();
+    b.table_layout(layout);
     let a = b.add_feed(FeedInfo::new("a", "hashes", Verdict::Malicious));
     let c = b.add_feed(FeedInfo::new("c", "hashes", Verdict::Trusted));
     b.created(1_000 + sequence as i64).sequence(sequence);
@@ -60,9 +66,16 @@ fn build(set: &Set, sequence: u64) -> Vec<u8> {
     b.to_bytes().unwrap()
 }
 
-fn diff_then_merge(old: &Set, new: &Set, dir: &Path) -> (Vec<u8>, Vec<u8>, delta::DeltaSummary) {
-    let old_snap = Snapshot::open(build(old, 1)).unwrap();
-    let new_bytes = build(new, 2);
+/// Diff and merge, with the old and new snapshots' digest tables in the given layouts (a
+/// merge rebuilds the new one's, also when the base has the other).
+fn diff_then_merge(
+    old: &Set,
+    new: &Set,
+    layouts: (TableLayout, TableLayout),
+    dir: &Path,
+) -> (Vec<u8>, Vec<u8>, delta::DeltaSummary) {
+    let old_snap = Snapshot::open(build_as(old, 1, layouts.0)).unwrap();
+    let new_bytes = build_as(new, 2, layouts.1);
     let new_snap = Snapshot::open(new_bytes.clone()).unwrap();
     let delta_path = dir.join("d.delta");
     let summary = delta::diff(&old_snap, &new_snap, &delta_path).unwrap();
@@ -89,7 +102,10 @@ proptest! {
     fn diff_then_merge_equals_a_fresh_build(
         old in set_strategy(),
         edits in prop::collection::vec((0..400u32, prop::option::weighted(0.7, (0..4u8, prop::bool::weighted(0.15)))), 0..80),
+        slots in (any::<bool>(), any::<bool>()),
     ) {
+        let layout = |s: bool| if s { TableLayout::HomeSlots } else { TableLayout::BucketIndex };
+        let layouts = (layout(slots.0), layout(slots.1));
         let mut new = old.clone();
         for (u, edit) in edits {
             match edit {
@@ -98,7 +114,7 @@ proptest! {
             }
         }
         let dir = tempfile::tempdir().unwrap();
-        let (merged, fresh, summary) = diff_then_merge(&old, &new, dir.path());
+        let (merged, fresh, summary) = diff_then_merge(&old, &new, layouts, dir.path());
         prop_assert!(merged == fresh, "merged snapshot differs from a fresh build");
         let added = new.keys().filter(|u| !old.contains_key(u)).count() as u64;
         let removed = old.keys().filter(|u| !new.contains_key(u)).count() as u64;
@@ -168,7 +184,12 @@ fn a_delta_is_sized_by_the_change() {
         next.insert(10_000 + u, (0, false));
     }
     let dir = tempfile::tempdir().unwrap();
-    let (merged, fresh, summary) = diff_then_merge(&base, &next, dir.path());
+    let (merged, fresh, summary) = diff_then_merge(
+        &base,
+        &next,
+        (TableLayout::HomeSlots, TableLayout::HomeSlots),
+        dir.path(),
+    );
     assert_eq!(merged, fresh);
     assert_eq!(
         (summary.added, summary.changed, summary.removed),

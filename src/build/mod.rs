@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::digest::{fingerprint_hash, TableWriter};
+use crate::digest::{fingerprint_hash, TableLayout, TableWriter};
 use crate::filter::{BloomBuilder, DEFAULT_BITS_PER_KEY};
 use crate::format::{FeedSummary, Metadata, SectionKind, SectionWriter, SnapshotFile};
 use crate::url::{
@@ -230,6 +230,7 @@ pub struct SnapshotBuilder {
     bits_per_key: u32,
     temp_dir: Option<PathBuf>,
     workers: Workers,
+    table_layout: crate::digest::TableLayout,
 }
 
 impl Default for SnapshotBuilder {
@@ -276,6 +277,7 @@ impl SnapshotBuilder {
             bits_per_key: DEFAULT_BITS_PER_KEY,
             temp_dir: None,
             workers,
+            table_layout: crate::digest::TableLayout::default(),
         }
     }
 
@@ -285,6 +287,14 @@ impl SnapshotBuilder {
     pub fn threads(&mut self, threads: usize) -> &mut Self {
         self.workers = Workers::new(threads);
         self.digests.set_workers(self.workers.clone());
+        self
+    }
+
+    /// The layout of the digest tables: home slots (the default), or format v1's bucket
+    /// index, which this version still reads (for comparing the two, or for readers older
+    /// than home slots).
+    pub fn table_layout(&mut self, layout: crate::digest::TableLayout) -> &mut Self {
+        self.table_layout = layout;
         self
     }
 
@@ -557,6 +567,7 @@ impl SnapshotBuilder {
         // Digest tables, streamed from the merged runs.
         let digest_total = self.digests.len();
         let digest_counts = self.digest_counts;
+        let table_layout = self.table_layout;
         let workers = self.workers.clone();
         let mut merged = self.digests.sorted().map_err(io)?;
         let mut digest_pass = |filter: &mut dyn FnMut(DigestKind, &[u128])| -> Result<()> {
@@ -565,14 +576,26 @@ impl SnapshotBuilder {
             let mut digest_done = 0u64;
             progress(BuildPhase::Digests, 0, digest_total);
             for kind in &digest_kinds {
-                let section = match kind {
-                    DigestKind::Md5 => SectionKind::Md5,
-                    DigestKind::Sha1 => SectionKind::Sha1,
-                    DigestKind::Sha256 => SectionKind::Sha256,
-                };
-                let mut table =
-                    TableWriter::begin(&mut out, section, digest_counts[kind.index()], &temp_dir)
-                        .map_err(io)?;
+                let mut table = match table_layout {
+                    TableLayout::HomeSlots => {
+                        let section = match kind {
+                            DigestKind::Md5 => SectionKind::Md5Slots,
+                            DigestKind::Sha1 => SectionKind::Sha1Slots,
+                            DigestKind::Sha256 => SectionKind::Sha256Slots,
+                        };
+                        TableWriter::begin_slots(&mut out, section, &temp_dir)
+                    }
+                    TableLayout::BucketIndex => {
+                        let section = match kind {
+                            DigestKind::Md5 => SectionKind::Md5,
+                            DigestKind::Sha1 => SectionKind::Sha1,
+                            DigestKind::Sha256 => SectionKind::Sha256,
+                        };
+                        let n = digest_counts[kind.index()];
+                        TableWriter::begin(&mut out, section, n, &temp_dir)
+                    }
+                }
+                .map_err(io)?;
                 let mut group: Vec<u32> = Vec::new();
                 while let Some(first) = pending.filter(|e| e.kind as usize == kind.index()) {
                     group.clear();

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::build::{record_sections, StoredRecord};
-use crate::digest::{fingerprint_hash, FingerprintTable, TableWriter};
+use crate::digest::{fingerprint_hash, FingerprintTable, TableLayout, TableWriter};
 use crate::filter::BloomBuilder;
 use crate::format::{SectionKind, SnapshotFile, FLAG_DELTA};
 use crate::url::{expression_hash, UrlTable};
@@ -67,6 +67,11 @@ pub struct DeltaInfo {
     pub result_filter_blocks: u64,
     /// The result's bucket bits per digest table (`md5`, `sha1`, `sha256`).
     pub result_bucket_bits: BTreeMap<String, u32>,
+    /// The digest tables (`md5`, `sha1`, `sha256`) the result holds in home slots; the
+    /// others have a bucket index (format v1's tables, and every table of a delta written
+    /// before home slots).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub result_slot_tables: Vec<String>,
     /// Record ids of the base whose records the result no longer has.
     pub removed_records: Vec<u32>,
 }
@@ -91,6 +96,11 @@ pub struct DeltaSummary {
 }
 
 const TABLES: [SectionKind; 3] = [SectionKind::Md5, SectionKind::Sha1, SectionKind::Sha256];
+const SLOT_TABLES: [SectionKind; 3] = [
+    SectionKind::Md5Slots,
+    SectionKind::Sha1Slots,
+    SectionKind::Sha256Slots,
+];
 const REMOVED: [SectionKind; 3] = [
     SectionKind::Md5Removed,
     SectionKind::Sha1Removed,
@@ -279,10 +289,13 @@ pub fn diff<A: AsRef<[u8]>, B: AsRef<[u8]>>(
     let mut upserts: [Vec<(u128, u32)>; 3] = Default::default();
     let mut removals: [Vec<u128>; 3] = Default::default();
     let mut bucket_bits = BTreeMap::new();
+    let mut slot_tables = Vec::new();
     for kind in DigestKind::ALL {
         let i = kind.index();
         let (a, b) = (old.digest_table(kind), new.digest_table(kind));
-        if !b.is_empty() {
+        if b.layout() == TableLayout::HomeSlots && b.slots() > 0 {
+            slot_tables.push(kind.as_str().to_string());
+        } else if !b.is_empty() {
             bucket_bits.insert(kind.as_str().to_string(), b.bucket_bits());
         }
         let mut a_it = a.iter().peekable();
@@ -373,6 +386,7 @@ pub fn diff<A: AsRef<[u8]>, B: AsRef<[u8]>>(
         result_sequence: new_meta.sequence,
         result_filter_blocks: (new.filter_bytes() / crate::filter::BLOCK_BYTES) as u64,
         result_bucket_bits: bucket_bits,
+        result_slot_tables: slot_tables,
         removed_records,
         result_metadata: new_meta.clone(),
     };
@@ -577,8 +591,12 @@ fn apply<A: AsRef<[u8]>, B: AsRef<[u8]>>(
                 .get(kind.as_str())
                 .copied()
                 .unwrap_or(0);
-            let mut t = TableWriter::begin_with_bits(&mut f, TABLES[i], bits, &temp_dir)
-                .map_err(io_error)?;
+            let mut t = if info.result_slot_tables.iter().any(|k| k == kind.as_str()) {
+                TableWriter::begin_slots(&mut f, SLOT_TABLES[i], &temp_dir)
+            } else {
+                TableWriter::begin_with_bits(&mut f, TABLES[i], bits, &temp_dir)
+            }
+            .map_err(io_error)?;
             let dt = delta.digest_table(*kind);
             let base_table = base.digest_table(*kind);
             let mut old = base_table.iter().peekable();

@@ -1,18 +1,19 @@
-//! Digest keys: hex parsing, the fingerprint table with its bucket index, batched lookups.
+//! Digest keys: hex parsing, the fingerprint table, batched lookups.
 //!
 //! A [`Digest`] is an MD5, SHA-1 or SHA-256 value. Its fingerprint is its first 16 bytes
 //! (128 bits: a shorter prefix would let an attacker craft a file matching one of N listed
 //! entries with about 2^64/N work). Each digest kind has its own [`FingerprintTable`]: the
-//! fingerprints sorted as big-endian numbers, a bucket index over their top bits, and a
-//! parallel array of record ids whose width is chosen per table (zero bytes when every entry
-//! shares one record, as in a plain hash list).
+//! fingerprints in order as big-endian numbers, each with a record id whose width is chosen
+//! per table (zero bytes when every entry shares one record, as in a plain hash list). Tables
+//! have a bucket index (format v1's layout, the default) or, when a build asks, home slots
+//! (a row of fingerprint and record id at a slot computed from the fingerprint).
 
 mod table;
 
 use std::fmt;
 use std::str::FromStr;
 
-pub use table::{FingerprintTable, TableBuilder};
+pub use table::{FingerprintTable, TableBuilder, TableIter, TableLayout};
 pub(crate) use table::{TableParams, TableWriter};
 
 use crate::filter::{mix64, KeyHash};

@@ -46,6 +46,9 @@
 //! | 16 | `md5` | fingerprint table of MD5 digests ([`crate::digest`]) |
 //! | 17 | `sha1` | fingerprint table of SHA-1 digests |
 //! | 18 | `sha256` | fingerprint table of SHA-256 digests |
+//! | 20 | `md5 slots` | home-slot fingerprint table of MD5 digests (below); a file has this or kind 16, not both |
+//! | 21 | `sha1 slots` | the same for SHA-1 (or kind 17) |
+//! | 22 | `sha256 slots` | the same for SHA-256 (or kind 18) |
 //! | 32 | `urls` | FST map (the `fst` crate's format 3) from URL expression keys ([`crate::url`]) to record ids |
 //!
 //! | 5 | `delta` | deltas only: JSON object [`crate::delta::DeltaInfo`] |
@@ -76,6 +79,27 @@
 //!
 //! Bucket `i` holds the fingerprints whose top `b` bits equal `i`.
 //!
+//! ## Home-slot fingerprint table (`md5 slots`, `sha1 slots`, `sha256 slots`)
+//!
+//! | offset | size | field |
+//! |---:|---:|---|
+//! | 0 | 8 | entry count `n` |
+//! | 8 | 1 | record id width `w` in bytes (0..=4) |
+//! | 9 | 1 | flags: bit 0, slot 0 holds the fingerprint zero; other bits zero |
+//! | 10 | 6 | zero |
+//! | 16 | 4 | default record id (used when `w` is 0) |
+//! | 20 | 4 | zero |
+//! | 24 | 8 | home slots `m` |
+//! | 32 | 8 | slots `s` (`m`, or more when the last entries run past the last home) |
+//! | 40 | 24 | zero |
+//! | 64 | (16+w)·s | rows: fingerprint (16 bytes, big-endian) then record id (`w` bytes, little-endian) |
+//!
+//! The home of fingerprint `f` is `(top64(f) · m) >> 64`. Entries are placed in fingerprint
+//! order, each at `max(home, previous place + 1)`; every other slot is all zero (a zero
+//! fingerprint marks an empty slot, except in slot 0 when flag bit 0 is set). So every slot
+//! from a fingerprint's home to its entry is occupied by a smaller one, and a lookup reads
+//! from the home until it meets the fingerprint, a larger one or an empty slot.
+//!
 //! ## Deltas
 //!
 //! A delta (required-feature flag bit 0, `FLAG_DELTA`) is a file in this same format that
@@ -97,7 +121,8 @@
 //! (with checked arithmetic), and each section's fixed-size header against its length.
 //! [`crate::Snapshot::verify`] reads every byte: section checksums, the trailer digest, and the
 //! structural invariants (sorted fingerprints, monotonic bucket index and string offsets, record
-//! ids in range, valid UTF-8, a well-formed FST). Neither panics on any input.
+//! ids in range, every home-slot entry at its place, valid UTF-8, a well-formed FST). Neither
+//! panics on any input.
 
 mod metadata;
 mod reader;
@@ -158,6 +183,12 @@ pub enum SectionKind {
     Sha1 = 17,
     /// SHA-256 fingerprint table.
     Sha256 = 18,
+    /// MD5 fingerprint table in home slots.
+    Md5Slots = 20,
+    /// SHA-1 fingerprint table in home slots.
+    Sha1Slots = 21,
+    /// SHA-256 fingerprint table in home slots.
+    Sha256Slots = 22,
     /// URL/domain FST.
     Urls = 32,
     /// URL/domain expressions a delta removes (FST), in deltas only.
@@ -172,7 +203,7 @@ pub enum SectionKind {
 
 impl SectionKind {
     /// All kinds this build knows.
-    pub const ALL: [SectionKind; 13] = [
+    pub const ALL: [SectionKind; 16] = [
         SectionKind::Metadata,
         SectionKind::Filter,
         SectionKind::Strings,
@@ -181,6 +212,9 @@ impl SectionKind {
         SectionKind::Md5,
         SectionKind::Sha1,
         SectionKind::Sha256,
+        SectionKind::Md5Slots,
+        SectionKind::Sha1Slots,
+        SectionKind::Sha256Slots,
         SectionKind::Urls,
         SectionKind::UrlsRemoved,
         SectionKind::Md5Removed,
@@ -203,6 +237,9 @@ impl SectionKind {
             SectionKind::Md5 => "md5 table",
             SectionKind::Sha1 => "sha1 table",
             SectionKind::Sha256 => "sha256 table",
+            SectionKind::Md5Slots => "md5 slot table",
+            SectionKind::Sha1Slots => "sha1 slot table",
+            SectionKind::Sha256Slots => "sha256 slot table",
             SectionKind::Urls => "url fst",
             SectionKind::Delta => "delta",
             SectionKind::UrlsRemoved => "removed urls",

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::digest::{FingerprintTable, TableParams};
+use crate::digest::{FingerprintTable, TableLayout, TableParams};
 use crate::filter::BlockedBloom;
 use crate::format::{Layout, RecordTable, SectionKind, SectionRef, StringTable};
 use crate::url::{expression_hash, Expressions, UrlTable};
@@ -48,6 +48,7 @@ fn slice(bytes: &[u8], span: Span) -> &[u8] {
 /// Where one fingerprint table's parts lie, and its scalar shape.
 #[derive(Debug, Clone, Copy)]
 struct TableParts {
+    kind: SectionKind,
     index: Span,
     fingerprints: Span,
     ids: Span,
@@ -110,6 +111,12 @@ fn required(layout: &Layout, kind: SectionKind) -> Result<SectionRef> {
 }
 
 const TABLE_KINDS: [SectionKind; 3] = [SectionKind::Md5, SectionKind::Sha1, SectionKind::Sha256];
+/// The same tables in the home-slot layout (a file has at most one of each pair).
+const SLOT_TABLE_KINDS: [SectionKind; 3] = [
+    SectionKind::Md5Slots,
+    SectionKind::Sha1Slots,
+    SectionKind::Sha256Slots,
+];
 const REMOVED_KINDS: [SectionKind; 3] = [
     SectionKind::Md5Removed,
     SectionKind::Sha1Removed,
@@ -118,9 +125,15 @@ const REMOVED_KINDS: [SectionKind; 3] = [
 
 /// The parts of one fingerprint table section, when it parses.
 fn table_parts(bytes: &[u8], kind: SectionKind, section: SectionRef) -> Result<TableParts> {
-    let t = FingerprintTable::parse(kind.name(), &bytes[section.range()])?;
+    let layout = if SLOT_TABLE_KINDS.contains(&kind) {
+        TableLayout::HomeSlots
+    } else {
+        TableLayout::BucketIndex
+    };
+    let t = FingerprintTable::parse_as(kind.name(), &bytes[section.range()], layout)?;
     let (index, fingerprints, ids) = t.parts();
     Ok(TableParts {
+        kind,
         index: span_of(bytes, index),
         fingerprints: span_of(bytes, fingerprints),
         ids: span_of(bytes, ids),
@@ -148,9 +161,18 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         let records = RecordTable::parse(&bytes[records_section.range()])?;
         let metadata = required(&layout, SectionKind::Metadata)?;
         let mut tables = [None, None, None];
-        for (slot, kind) in tables.iter_mut().zip(TABLE_KINDS) {
-            if let Some(s) = layout.section(kind) {
-                *slot = Some(table_parts(bytes, kind, s)?);
+        for (i, slot) in tables.iter_mut().enumerate() {
+            let (v1, slots) = (TABLE_KINDS[i], SLOT_TABLE_KINDS[i]);
+            match (layout.section(v1), layout.section(slots)) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::malformed(
+                        "section table",
+                        format!("both a {} and a {}", v1.name(), slots.name()),
+                    ))
+                }
+                (Some(s), None) => *slot = Some(table_parts(bytes, v1, s)?),
+                (None, Some(s)) => *slot = Some(table_parts(bytes, slots, s)?),
+                (None, None) => {}
             }
         }
         let mut removed = [None, None, None];
@@ -243,7 +265,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         let bytes = self.data.as_ref();
         match parts.get(i).copied().flatten() {
             Some(t) => FingerprintTable::from_parts(
-                kinds[i % 3].name(),
+                t.kind.name(),
                 slice(bytes, t.index),
                 slice(bytes, t.fingerprints),
                 slice(bytes, t.ids),

@@ -129,6 +129,20 @@ pub struct BuildArgs {
     /// bytes whatever the number.
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
+    /// Layout of the digest tables. `bucket-index` (format v1's, the default): about 18-19
+    /// bytes per entry, a hit reads three cache lines. `home-slots`: rows of fingerprint and
+    /// record id at a slot computed from the fingerprint, 22-25 bytes per entry, a hit reads
+    /// one line or two (single lookups of known digests about 1.2x faster). Readers before
+    /// home slots refuse such a snapshot; deltas and merges keep the layout.
+    #[arg(long, value_enum, default_value_t = TableLayoutArg::BucketIndex)]
+    table_layout: TableLayoutArg,
+}
+
+/// `--table-layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TableLayoutArg {
+    BucketIndex,
+    HomeSlots,
 }
 
 /// Checks that `--temp-dir` names a directory a file can be created in, so that a bad one is
@@ -438,6 +452,10 @@ pub fn run(args: BuildArgs) -> Result<Outcome> {
     };
     builder
         .threads(args.threads)
+        .table_layout(match args.table_layout {
+            TableLayoutArg::BucketIndex => repute::digest::TableLayout::BucketIndex,
+            TableLayoutArg::HomeSlots => repute::digest::TableLayout::HomeSlots,
+        })
         .temp_dir(temp_dir)
         .created(created_time(args.created)?)
         .sequence(args.sequence)

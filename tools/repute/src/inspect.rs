@@ -69,8 +69,11 @@ pub fn run(args: InspectArgs) -> Result<Outcome> {
     let mut per_key = BTreeMap::new();
     for kind in DigestKind::ALL {
         let table = snapshot.digest_table(kind);
-        let name = format!("{} table", kind.as_str());
-        if let Some(s) = sections.iter().find(|s| s.name == name) {
+        let names = [
+            format!("{} table", kind.as_str()),
+            format!("{} slot table", kind.as_str()),
+        ];
+        if let Some(s) = sections.iter().find(|s| names.iter().any(|n| n == s.name)) {
             if !table.is_empty() {
                 per_key.insert(
                     kind.as_str().to_string(),
