@@ -79,16 +79,21 @@ pub fn is_public_suffix(host: &str) -> bool {
 
 /// The lookup keys of one URL, most specific first, written into reused buffers: after the
 /// first few URLs, [`Expressions::fill`] does not allocate.
+///
+/// Every expression of one host is a prefix of that host followed by the whole path and
+/// query, so only that one string per host is written, and each expression is a span of it.
 #[derive(Debug, Default, Clone)]
 pub struct Expressions {
-    /// Every key, back to back.
+    /// One string per host, back to back: the host (reversed), the path, `?` and the query.
     buf: Vec<u8>,
-    /// End of each key in `buf`.
-    ends: Vec<usize>,
+    /// Start and end of each expression in `buf`.
+    spans: Vec<(usize, usize)>,
     /// The reversed host.
     reversed: Vec<u8>,
     /// Hosts, as lengths of prefixes of the reversed host, longest first.
     hosts: Vec<usize>,
+    /// Where each host's string starts in `buf`.
+    host_starts: Vec<usize>,
     /// Label boundaries of the reversed host.
     suffix_ends: Vec<usize>,
     /// Per-expression scratch for lookups (filter hashes).
@@ -104,24 +109,32 @@ impl Expressions {
     /// Computes the expressions of `url`, replacing any previous contents.
     pub fn fill(&mut self, url: &CanonicalUrl) {
         self.buf.clear();
-        self.ends.clear();
+        self.spans.clear();
         let host = url.host.as_bytes();
-        reverse_host_into(host, &mut self.reversed);
 
         // Hosts, as lengths of prefixes of the reversed host, longest first.
         self.hosts.clear();
-        self.hosts.push(self.reversed.len());
-        if !is_ip_host(host) {
-            // Label boundaries of the reversed host: `suffix_ends[k]` is the length of the
-            // suffix of k + 1 labels.
+        let ip = host.last().is_some_and(u8::is_ascii_digit) && is_ip_host(host)
+            || host.starts_with(b"[");
+        if ip {
+            reverse_host_into(host, &mut self.reversed);
+            self.hosts.push(self.reversed.len());
+        } else {
+            // The reversed host and its label boundaries in one pass from the end:
+            // `suffix_ends[k]` is the length of the suffix of k + 1 labels.
+            self.reversed.clear();
             self.suffix_ends.clear();
-            self.suffix_ends.extend(
-                self.reversed
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &b)| b == b'.')
-                    .map(|(i, _)| i),
-            );
+            let mut end = host.len();
+            for i in (0..host.len()).rev() {
+                if host[i] == b'.' {
+                    self.reversed.extend_from_slice(&host[i + 1..end]);
+                    self.suffix_ends.push(self.reversed.len());
+                    self.reversed.push(b'.');
+                    end = i;
+                }
+            }
+            self.reversed.extend_from_slice(&host[..end]);
+            self.hosts.push(self.reversed.len());
             let labels = self.suffix_ends.len();
             // `labels` suffixes shorter than the host; index 0 is the bare TLD.
             if labels > 1 {
@@ -163,9 +176,14 @@ impl Expressions {
         path_count += 1;
         let mut prefixes = [0usize; MAX_PREFIXES];
         let mut prefix_count = 0;
-        for i in memchr::memchr_iter(b'/', path).take(MAX_PREFIXES) {
-            prefixes[prefix_count] = i + 1;
-            prefix_count += 1;
+        for (i, &b) in path.iter().enumerate() {
+            if b == b'/' {
+                prefixes[prefix_count] = i + 1;
+                prefix_count += 1;
+                if prefix_count == MAX_PREFIXES {
+                    break;
+                }
+            }
         }
         for &len in prefixes[..prefix_count].iter().rev() {
             if len != path.len() {
@@ -174,19 +192,21 @@ impl Expressions {
             }
         }
 
-        // Each key is a host then a path prefix, written straight from the reversed host
-        // and the URL's path and query.
+        // One string per host, the host then the whole path and query; every expression
+        // of that host is a prefix of it.
+        self.host_starts.clear();
+        for &h in &self.hosts {
+            self.host_starts.push(self.buf.len());
+            self.buf.extend_from_slice(&self.reversed[..h]);
+            self.buf.extend_from_slice(path);
+            if let Some(query) = query {
+                self.buf.push(b'?');
+                self.buf.extend_from_slice(query);
+            }
+        }
         for &p in &paths[..path_count] {
-            for &h in &self.hosts {
-                self.buf.extend_from_slice(&self.reversed[..h]);
-                if p <= path.len() {
-                    self.buf.extend_from_slice(&path[..p]);
-                } else {
-                    self.buf.extend_from_slice(path);
-                    self.buf.push(b'?');
-                    self.buf.extend_from_slice(query.unwrap_or_default());
-                }
-                self.ends.push(self.buf.len());
+            for (&h, &start) in self.hosts.iter().zip(&self.host_starts) {
+                self.spans.push((start, start + h + p));
             }
         }
     }
@@ -200,18 +220,17 @@ impl Expressions {
 
     /// Number of expressions.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.spans.is_empty()
     }
 
     /// The FST keys (reversed host order), most specific first.
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(s, &e)| &self.buf[s..e])
+        self.spans.iter().map(|&(s, e)| &self.buf[s..e])
     }
 }
 
@@ -328,14 +347,14 @@ mod tests {
     fn fill_reuses_its_buffers() {
         let mut e = Expressions::new();
         e.fill(&canonicalize("http://a.b.c.d.e.f/1/2/3/4/5.html?q=1").unwrap());
-        let (buf, ends) = (e.buf.as_ptr(), e.ends.as_ptr());
+        let (buf, spans) = (e.buf.as_ptr(), e.spans.as_ptr());
         for url in [
             "http://x.y.z/a/b?c",
             "http://1.2.3.4/",
             "http://q.example.com/p/",
         ] {
             e.fill(&canonicalize(url).unwrap());
-            assert_eq!((e.buf.as_ptr(), e.ends.as_ptr()), (buf, ends), "{url}");
+            assert_eq!((e.buf.as_ptr(), e.spans.as_ptr()), (buf, spans), "{url}");
         }
     }
 
