@@ -77,7 +77,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         let Some((id, index)) = self.find_url(url, scratch)? else {
             return Ok(None);
         };
-        let key = scratch.keys().nth(index).unwrap_or_default();
+        let key = scratch.key(index).unwrap_or_default();
         Ok(self.record(id).map(|record| Hit {
             record,
             matched: key_expression(key),
@@ -104,15 +104,15 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         // overlap their memory accesses.
         let mut hashes = std::mem::take(&mut scratch.hashes);
         hashes.clear();
-        for key in scratch.keys() {
+        scratch.for_each_key(|key| {
             let hash = expression_hash(key);
             prefetch(filter.block_ptr(hash));
             hashes.push(hash);
-        }
+        });
         let hosts = scratch.host_count();
         let mut best: Option<(RecordId, usize)> = None;
         let mut reader = None;
-        for (index, (hash, key)) in hashes.iter().zip(scratch.keys()).enumerate() {
+        for (index, hash) in hashes.iter().enumerate() {
             if let Some((_, first)) = best {
                 // Only an override entry that covers the first match can still win: a path
                 // no more specific and a host no longer.
@@ -127,7 +127,8 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             let reader = reader.get_or_insert_with(|| table.reader());
             let Some(id) = reader
                 .as_ref()
-                .and_then(|r| r.get(key))
+                .zip(scratch.key(index))
+                .and_then(|(r, key)| r.get(key))
                 .filter(|id| id.0 < records)
             else {
                 continue;

@@ -232,17 +232,23 @@ const HOST_OTHER: u8 = 4;
 /// A byte the general algorithm keeps as it is in a path or query: printable ASCII but `%`
 /// (an escape), `#` (the fragment) and `\\` (a slash in a path).
 const PLAIN: u8 = 8;
+/// A [`PLAIN`] byte that is not `/` or `?`: nothing to do for it in a path.
+const PATH_PLAIN: u8 = 16;
+/// A byte of a host name: a letter of either case, a digit, `-` or `_`.
+const HOST_BYTE: u8 = HOST_LOWER | HOST_UPPER | HOST_OTHER;
 
 const FAST_CLASS: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0x21;
     while b < 0x7f {
-        table[b] = PLAIN;
+        table[b] = PLAIN | PATH_PLAIN;
         b += 1;
     }
     table[b'%' as usize] = 0;
     table[b'#' as usize] = 0;
     table[b'\\' as usize] = 0;
+    table[b'/' as usize] = PLAIN;
+    table[b'?' as usize] = PLAIN;
     let mut b = b'a';
     while b <= b'z' {
         table[b as usize] |= HOST_LOWER;
@@ -280,26 +286,26 @@ fn canonical_fast_into(input: &str, out: &mut CanonicalUrl) -> bool {
     // Host: labels of host bytes separated by single dots.
     let mut classes = 0u8;
     let mut label_start = 0;
-    let mut host_len = bytes.len();
-    for (i, &b) in bytes.iter().enumerate() {
-        let class = FAST_CLASS[usize::from(b)];
-        if class & (HOST_LOWER | HOST_UPPER | HOST_OTHER) != 0 {
-            classes |= class;
-            continue;
-        }
-        if b == b'.' {
-            if i == label_start {
-                return false;
+    let mut i = 0;
+    let host_len = loop {
+        // The label's bytes, then what ends it.
+        i += bytes[i..]
+            .iter()
+            .position(|&b| {
+                let class = FAST_CLASS[usize::from(b)];
+                classes |= class;
+                class & HOST_BYTE == 0
+            })
+            .unwrap_or(bytes.len() - i);
+        match bytes.get(i) {
+            None | Some(b'/' | b'?' | b'#') => break i,
+            Some(b'.') if i > label_start => {
+                i += 1;
+                label_start = i;
             }
-            label_start = i + 1;
-            continue;
+            Some(_) => return false,
         }
-        if matches!(b, b'/' | b'?' | b'#') {
-            host_len = i;
-            break;
-        }
-        return false;
-    }
+    };
     if host_len == 0
         || host_len == label_start
         || host_len > MAX_HOST_LEN
@@ -307,39 +313,63 @@ fn canonical_fast_into(input: &str, out: &mut CanonicalUrl) -> bool {
     {
         return false;
     }
-    // Path then query, in one pass: the path ends at the first `?` (or `#`, or the end);
-    // its segments are neither empty (but the last), `.` nor `..`; the query ends at the
-    // first `#`. Every byte of both is plain ASCII.
+    // Path then query: the path ends at the first `?` (or `#`, or the end); its segments
+    // are neither empty (but the last), `.` nor `..`; the query ends at the first `#`.
+    // Every byte of both is plain ASCII or a fast escape.
     let mut end = bytes.len();
     let mut query_start = None;
     let mut segment_start = host_len + 1;
     let mut escapes = false;
     let mut i = host_len;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if FAST_CLASS[usize::from(b)] & PLAIN == 0 {
-            if b == b'#' {
-                end = i;
-                break;
+    'path: loop {
+        i += bytes[i..]
+            .iter()
+            .position(|&b| FAST_CLASS[usize::from(b)] & PATH_PLAIN == 0)
+            .unwrap_or(bytes.len() - i);
+        match bytes.get(i) {
+            None => break 'path,
+            Some(b'/') => {
+                if i > host_len {
+                    if is_dot_segment_or_empty(&bytes[segment_start..i]) {
+                        return false;
+                    }
+                    segment_start = i + 1;
+                }
+                i += 1;
             }
-            if b == b'%' && fast_escape(bytes.get(i + 1..i + 3)).is_some() {
+            Some(b'?') => {
+                query_start = Some(i);
+                i += 1;
+                // The query: plain bytes and escapes up to a `#` or the end.
+                loop {
+                    i += bytes[i..]
+                        .iter()
+                        .position(|&b| FAST_CLASS[usize::from(b)] & PLAIN == 0)
+                        .unwrap_or(bytes.len() - i);
+                    match bytes.get(i) {
+                        None => break 'path,
+                        Some(b'#') => {
+                            end = i;
+                            break 'path;
+                        }
+                        Some(b'%') if fast_escape(bytes.get(i + 1..i + 3)).is_some() => {
+                            escapes = true;
+                            i += 3;
+                        }
+                        Some(_) => return false,
+                    }
+                }
+            }
+            Some(b'#') => {
+                end = i;
+                break 'path;
+            }
+            Some(b'%') if fast_escape(bytes.get(i + 1..i + 3)).is_some() => {
                 escapes = true;
                 i += 3;
-                continue;
             }
-            return false;
+            Some(_) => return false,
         }
-        if query_start.is_none() {
-            if b == b'/' && i > host_len {
-                if is_dot_segment_or_empty(&bytes[segment_start..i]) {
-                    return false;
-                }
-                segment_start = i + 1;
-            } else if b == b'?' {
-                query_start = Some(i);
-            }
-        }
-        i += 1;
     }
     let path_end = query_start.unwrap_or(end);
     if path_end > host_len + 1 && matches!(&bytes[segment_start..path_end], b"." | b"..") {

@@ -79,16 +79,21 @@ pub fn is_public_suffix(host: &str) -> bool {
 
 /// The lookup keys of one URL, most specific first, written into reused buffers: after the
 /// first few URLs, [`Expressions::fill`] does not allocate.
+///
+/// Every expression of one host is a prefix of that host followed by the whole path and
+/// query, so only that one string per host is written, and an expression is a host's
+/// string cut after one of the path lengths.
 #[derive(Debug, Default, Clone)]
 pub struct Expressions {
-    /// Every key, back to back.
+    /// One string per host, back to back: the host (reversed), the path, `?` and the query.
+    /// The first host is the whole reversed host, and every other one a prefix of it.
     buf: Vec<u8>,
-    /// End of each key in `buf`.
-    ends: Vec<usize>,
-    /// The reversed host.
-    reversed: Vec<u8>,
-    /// Hosts, as lengths of prefixes of the reversed host, longest first.
-    hosts: Vec<usize>,
+    /// Each host's string, as where it starts in `buf` and the host's length, longest first.
+    hosts: Vec<(usize, usize)>,
+    /// Lengths of the paths (prefixes of `path?query`), most specific first.
+    paths: [usize; MAX_PATHS],
+    /// How many of `paths` are used.
+    path_count: usize,
     /// Label boundaries of the reversed host.
     suffix_ends: Vec<usize>,
     /// Per-expression scratch for lookups (filter hashes).
@@ -104,91 +109,99 @@ impl Expressions {
     /// Computes the expressions of `url`, replacing any previous contents.
     pub fn fill(&mut self, url: &CanonicalUrl) {
         self.buf.clear();
-        self.ends.clear();
-        let host = url.host.as_bytes();
-        reverse_host_into(host, &mut self.reversed);
-
-        // Hosts, as lengths of prefixes of the reversed host, longest first.
         self.hosts.clear();
-        self.hosts.push(self.reversed.len());
-        if !is_ip_host(host) {
-            // Label boundaries of the reversed host: `suffix_ends[k]` is the length of the
-            // suffix of k + 1 labels.
-            self.suffix_ends.clear();
-            self.suffix_ends.extend(
-                self.reversed
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &b)| b == b'.')
-                    .map(|(i, _)| i),
-            );
-            let labels = self.suffix_ends.len();
-            // `labels` suffixes shorter than the host; index 0 is the bare TLD.
-            if labels > 1 {
-                // Only suffixes no longer than the host's own public suffix can be one.
-                let public_labels = psl::suffix(host)
-                    .filter(psl::Suffix::is_known)
-                    .map_or(1, |s| {
-                        s.as_bytes().iter().filter(|&&b| b == b'.').count() + 1
-                    });
-                // A numeric top-level label: some suffixes may look like IP addresses,
-                // which only ever match exactly.
-                let numeric_tld = self.reversed.first().is_some_and(u8::is_ascii_digit);
-                for k in (1..labels).rev() {
-                    let len = self.suffix_ends[k];
-                    let suffix = &host[host.len() - len..];
-                    // The suffix as long as the host's public suffix is that suffix; a
-                    // shorter one needs its own answer (`a.b.c` listed, `b.c` perhaps not).
-                    if (k + 1 == public_labels
-                        || (k + 1 < public_labels && is_public_suffix_bytes(suffix)))
-                        || (numeric_tld && is_ip_host(suffix))
-                    {
-                        continue;
-                    }
-                    self.hosts.push(len);
+        self.suffix_ends.clear();
+        let host = url.host.as_bytes();
+        let path = url.path.as_bytes();
+        let query = url.query.as_deref().map(str::as_bytes);
+
+        // The reversed host, at the start of `buf`.
+        let ip = host.last().is_some_and(u8::is_ascii_digit) && is_ip_host(host)
+            || host.starts_with(b"[");
+        if ip {
+            reverse_host_into(host, &mut self.buf);
+        } else {
+            // The reversed host and its label boundaries in one pass from the end:
+            // `suffix_ends[k]` is the length of the suffix of k + 1 labels.
+            let mut end = host.len();
+            for i in (0..host.len()).rev() {
+                if host[i] == b'.' {
+                    self.buf.extend_from_slice(&host[i + 1..end]);
+                    self.suffix_ends.push(self.buf.len());
+                    self.buf.push(b'.');
+                    end = i;
                 }
+            }
+            self.buf.extend_from_slice(&host[..end]);
+        }
+        // The first host's string: the whole host, the path and the query.
+        let host_len = self.buf.len();
+        self.buf.extend_from_slice(path);
+        if let Some(query) = query {
+            self.buf.push(b'?');
+            self.buf.extend_from_slice(query);
+        }
+        let tail = host_len..self.buf.len();
+        self.hosts.push((0, host_len));
+
+        // The other hosts, longest first: every suffix but the bare top-level label, a
+        // public suffix or an IP look-alike, each written as a copy of the start of the
+        // first host's string and of its path and query.
+        let labels = self.suffix_ends.len();
+        if labels > 1 {
+            // Only suffixes no longer than the host's own public suffix can be one.
+            let public_labels = psl::suffix(host)
+                .filter(psl::Suffix::is_known)
+                .map_or(1, |s| {
+                    s.as_bytes().iter().filter(|&&b| b == b'.').count() + 1
+                });
+            // A numeric top-level label: some suffixes may look like IP addresses, which
+            // only ever match exactly.
+            let numeric_tld = self.buf.first().is_some_and(u8::is_ascii_digit);
+            for k in (1..labels).rev() {
+                let len = self.suffix_ends[k];
+                let suffix = &host[host.len() - len..];
+                // The suffix as long as the host's public suffix is that suffix; a shorter
+                // one needs its own answer (`a.b.c` listed, `b.c` perhaps not).
+                if (k + 1 == public_labels
+                    || (k + 1 < public_labels && is_public_suffix_bytes(suffix)))
+                    || (numeric_tld && is_ip_host(suffix))
+                {
+                    continue;
+                }
+                let start = self.buf.len();
+                self.buf.extend_from_within(..len);
+                self.buf.extend_from_within(tail.clone());
+                self.hosts.push((start, len));
             }
         }
 
         // Paths, as lengths of prefixes of `path?query`, most specific first.
-        let path = url.path.as_bytes();
-        let query = url.query.as_deref().map(str::as_bytes);
-        let mut paths = [0usize; MAX_PATHS];
-        let mut path_count = 0;
+        let mut count = 0;
         if let Some(query) = query {
-            paths[path_count] = path.len() + 1 + query.len();
-            path_count += 1;
+            self.paths[count] = path.len() + 1 + query.len();
+            count += 1;
         }
-        paths[path_count] = path.len();
-        path_count += 1;
+        self.paths[count] = path.len();
+        count += 1;
         let mut prefixes = [0usize; MAX_PREFIXES];
         let mut prefix_count = 0;
-        for i in memchr::memchr_iter(b'/', path).take(MAX_PREFIXES) {
-            prefixes[prefix_count] = i + 1;
-            prefix_count += 1;
+        for (i, &b) in path.iter().enumerate() {
+            if b == b'/' {
+                prefixes[prefix_count] = i + 1;
+                prefix_count += 1;
+                if prefix_count == MAX_PREFIXES {
+                    break;
+                }
+            }
         }
         for &len in prefixes[..prefix_count].iter().rev() {
             if len != path.len() {
-                paths[path_count] = len;
-                path_count += 1;
+                self.paths[count] = len;
+                count += 1;
             }
         }
-
-        // Each key is a host then a path prefix, written straight from the reversed host
-        // and the URL's path and query.
-        for &p in &paths[..path_count] {
-            for &h in &self.hosts {
-                self.buf.extend_from_slice(&self.reversed[..h]);
-                if p <= path.len() {
-                    self.buf.extend_from_slice(&path[..p]);
-                } else {
-                    self.buf.extend_from_slice(path);
-                    self.buf.push(b'?');
-                    self.buf.extend_from_slice(query.unwrap_or_default());
-                }
-                self.ends.push(self.buf.len());
-            }
-        }
+        self.path_count = count;
     }
 
     /// Number of hosts each path is combined with: expression `i` has path number
@@ -200,18 +213,39 @@ impl Expressions {
 
     /// Number of expressions.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.path_count * self.hosts.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.len() == 0
+    }
+
+    /// Calls `visit` with every key, most specific first (as [`Expressions::keys`]).
+    #[inline]
+    pub(crate) fn for_each_key(&self, mut visit: impl FnMut(&[u8])) {
+        for &p in &self.paths[..self.path_count] {
+            for &(start, host) in &self.hosts {
+                visit(&self.buf[start..start + host + p]);
+            }
+        }
+    }
+
+    /// Key number `index` (in the order of [`Expressions::keys`]), if there is one.
+    pub(crate) fn key(&self, index: usize) -> Option<&[u8]> {
+        let hosts = self.hosts.len();
+        let p = *self.paths[..self.path_count].get(index.checked_div(hosts)?)?;
+        let (start, host) = self.hosts[index % hosts];
+        self.buf.get(start..start + host + p)
     }
 
     /// The FST keys (reversed host order), most specific first.
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(s, &e)| &self.buf[s..e])
+        self.paths[..self.path_count].iter().flat_map(move |&p| {
+            self.hosts
+                .iter()
+                .map(move |&(start, host)| &self.buf[start..start + host + p])
+        })
     }
 }
 
@@ -328,14 +362,14 @@ mod tests {
     fn fill_reuses_its_buffers() {
         let mut e = Expressions::new();
         e.fill(&canonicalize("http://a.b.c.d.e.f/1/2/3/4/5.html?q=1").unwrap());
-        let (buf, ends) = (e.buf.as_ptr(), e.ends.as_ptr());
+        let (buf, hosts) = (e.buf.as_ptr(), e.hosts.as_ptr());
         for url in [
             "http://x.y.z/a/b?c",
             "http://1.2.3.4/",
             "http://q.example.com/p/",
         ] {
             e.fill(&canonicalize(url).unwrap());
-            assert_eq!((e.buf.as_ptr(), e.ends.as_ptr()), (buf, ends), "{url}");
+            assert_eq!((e.buf.as_ptr(), e.hosts.as_ptr()), (buf, hosts), "{url}");
         }
     }
 
@@ -428,6 +462,14 @@ mod tests {
             let mut e = Expressions::new();
             e.fill(&url);
             let got: Vec<Vec<u8>> = e.keys().map(<[u8]>::to_vec).collect();
+            proptest::prop_assert_eq!(got.len(), e.len());
+            for (i, key) in got.iter().enumerate() {
+                proptest::prop_assert_eq!(e.key(i), Some(&key[..]));
+            }
+            proptest::prop_assert_eq!(e.key(got.len()), None);
+            let mut visited = Vec::new();
+            e.for_each_key(|key| visited.push(key.to_vec()));
+            proptest::prop_assert_eq!(&visited, &got);
             proptest::prop_assert_eq!(got, reference(&url), "{}", input);
         }
     }
