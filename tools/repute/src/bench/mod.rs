@@ -119,7 +119,7 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_bytes)]
     probe_bytes: Option<u64>,
     /// Seconds per measurement run.
-    #[arg(long, default_value_t = 0.04, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 0.03, value_parser = parse_seconds)]
     seconds: f64,
     /// Runs per figure (the median and the spread are reported).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
