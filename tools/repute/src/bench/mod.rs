@@ -1,9 +1,11 @@
 //! `repute bench`: lookup rates against the machine's memory limit and common baselines.
 //!
 //! One run generates a snapshot deterministically from a seed (or takes a given one),
-//! measures a memory probe (the physical limit for independent random reads), repute's
-//! digest and URL lookups per thread count, and `HashSet`, `fst::Set` and binary-search
-//! baselines built from the same keys, then prints absolute rates and ratios.
+//! measures two memory probes (the physical limit for independent random reads over a
+//! buffer the size of the snapshot and over one the size of its filter), repute's digest and
+//! URL lookups per thread count, and binary-search, `HashSet` and (when asked) `fst::Set`
+//! baselines built from the same keys, then prints absolute rates, ratios, and warnings for
+//! any figure no machine can give.
 
 use std::collections::HashSet;
 use std::hint::black_box;
@@ -30,19 +32,48 @@ mod report;
 
 use baselines::{build_baselines, measure_baselines};
 use keys::{build_snapshot, key32, key_bytes, url_inputs, Keys, Rng, ABSENT, PROBE, QUERY};
-use measure::{anon_huge_pages, chunk_of, measure, probe_buffer, probe_rates, Rate};
-use report::{print_text, ratios, Baseline, Report, Row, SnapshotFigures};
+use measure::{anon_huge_pages, chunk_of, measure, probe_buffer, probe_rates, Rate, Spread};
+use report::{plausibility, print_text, ratios, size, Baseline, Report, Row, SnapshotFigures};
 
-/// Measure lookup rates against the memory limit and against HashSet, fst and binary
-/// search, all on the same keys and queries, in one run.
+/// Measure lookup rates against the memory limit and against binary search, HashSet and
+/// fst, all on the same keys and queries, in one run.
 ///
 /// Without --snapshot, generates a snapshot of --keys SHA-256 digests (about 1000 distinct
 /// records) and --urls URL/domain entries, deterministically from --seed, in a temporary
-/// file. Rates are millions of lookups per second of CPU time the measuring threads ran
-/// (robust to other load on the machine; wall-clock rates are in the JSON output), summed
-/// over threads; each figure is the median of --reps runs. Batched lookups go through the
-/// batch API 1024 digests per call. Progress goes to stderr, results to stdout.
+/// file. Batched lookups go through the batch API 1024 digests per call. Progress and
+/// warnings go to stderr, results to stdout.
+///
+/// Every figure is measured --reps times (thread counts interleaved within each repetition);
+/// the report gives the median and the spread [min-max], and ratios are of medians. On one
+/// thread a rate is lookups per second of the CPU time the thread ran (robust to other load
+/// on the machine). On N threads it is all threads' lookups over the wall time from a barrier
+/// that starts them together to the last one's end: only that shows whether they ran at
+/// the same time (the JSON also keeps wall rates on one thread, and the per-thread CPU rates
+/// summed on N).
+///
+/// Probes (independent random 8-byte reads, 16 in flight with prefetch, over a buffer of
+/// random words in 4 KiB pages):
+///   memory probe, snapshot-sized: over a buffer the size of the snapshot (or --probe-bytes):
+///     what random reads over the lookups' whole data can reach. "present batched / probe"
+///     says how close known digests come to one memory access each.
+///   memory probe, filter-sized: over a buffer the size of the snapshot's filter, which is
+///     all that an unknown digest should touch. "absent batched / filter-sized probe" >= 1.0
+///     means unknown digests run at the memory limit of the data they need.
+///   With --hugepages, also the snapshot-sized probe on 2 MiB pages.
+///
+/// Baselines (built from the same keys; "repute X / baseline X" is how many times faster
+/// repute is):
+///   sorted: binary search over a sorted Vec<[u8; 32]> (cheap to build).
+///   hashset: HashSet<[u8; 32]> with the standard SipHash hasher (load time and memory are
+///     reported beside it).
+///   fst: fst::Set of the 32-byte keys; opt-in, since building it takes about 3 s per
+///     million keys.
+///
+/// Warnings flag ratios that are physically implausible: N threads above N times one
+/// thread, more threads than cores, a probe faster than a probe over a smaller buffer, and
+/// multi-thread figures whose threads were often off the CPU.
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct BenchArgs {
     /// Digest keys in the generated snapshot (all SHA-256); suffixes k, M, G.
     #[arg(long, default_value = "10M", value_parser = parse_count)]
@@ -69,32 +100,37 @@ pub struct BenchArgs {
     /// Also measure the snapshot copied into 2 MiB huge pages, and the probe on huge pages.
     #[arg(long)]
     hugepages: bool,
-    /// Baselines to build from the same keys and measure (comma-separated; `none` for
-    /// none). Up to 20 M keys they are built on a second thread while the snapshot builds;
-    /// beyond, one after the other, to bound memory.
+    /// Baselines to build from the same keys and measure (comma-separated: sorted, hashset,
+    /// fst; `none` for none). From 4 M to 20 M keys they are built on a second thread while
+    /// the snapshot builds; otherwise after repute is measured, to bound memory.
     #[arg(
         long,
         value_enum,
-        default_value = "sorted,fst,hashset",
+        default_value = "sorted,hashset",
         value_delimiter = ','
     )]
     baselines: Vec<BaselineKind>,
-    /// Distinct digest queries per query set (present, absent).
-    #[arg(long, default_value = "2M", value_parser = parse_count)]
-    queries: u64,
+    /// Distinct digest queries per query set (present, absent); by default as many as the
+    /// keys, at least 64k and at most 2M.
+    #[arg(long, value_parser = parse_count)]
+    queries: Option<u64>,
+    /// Buffer size of the big memory probe (suffixes k, M, G are powers of 1024, e.g. 1G);
+    /// by default the snapshot's size.
+    #[arg(long, value_parser = parse_bytes)]
+    probe_bytes: Option<u64>,
     /// Seconds per measurement run.
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.03, value_parser = parse_seconds)]
     seconds: f64,
-    /// Runs per measurement (the median is reported).
-    #[arg(long, default_value_t = 3)]
-    reps: usize,
+    /// Runs per figure (the median and the spread are reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    reps: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum BaselineKind {
     /// Binary search over a sorted `Vec<[u8; 32]>`.
     Sorted,
-    /// `fst::Set` of the 32-byte keys.
+    /// `fst::Set` of the 32-byte keys (slow to build: opt-in).
     Fst,
     /// `HashSet<[u8; 32]>` with the standard hasher.
     Hashset,
@@ -126,14 +162,52 @@ fn parse_count(s: &str) -> Result<u64, String> {
     Ok((n * scale as f64).round() as u64)
 }
 
+/// `1G`, `64M`, `512k` (powers of 1024) or a plain number of bytes.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim().replace('_', "");
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(&t);
+    let (digits, scale) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (examples: 64M, 1G)"))?;
+    let bytes = n * scale as f64;
+    if !(8.0..=(1u64 << 40) as f64).contains(&bytes) {
+        return Err(format!("{s:?} is out of range (8 bytes to 1T)"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// A positive number of seconds, at most an hour.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds (example: 0.05)"))?;
+    if !(x > 0.0 && x <= 3600.0) {
+        return Err(format!("{s:?} is out of range (above 0, at most 3600)"));
+    }
+    Ok(x)
+}
+
 /// Lookups per call of the batch API.
 const BATCH_CALL: usize = 1024;
 /// Lookups per timing check in single-lookup loops.
 const CHUNK: usize = 4096;
+/// Key counts at which the baselines build on a second thread while the snapshot builds:
+/// below, building them afterwards costs little time and keeps them out of the peak memory
+/// of the build and the verify; above, building them one after the other bounds memory.
+const ALONGSIDE_FROM: u64 = 4_000_000;
+const ALONGSIDE_UP_TO: u64 = 20_000_000;
 /// Distinct records the generated digests point at.
 const RECORDS: u64 = 1000;
-/// Size of the memory probe's buffer.
-const PROBE_BYTES: usize = 1 << 30;
 
 fn progress(msg: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "bench: {msg}");
@@ -155,40 +229,30 @@ fn measure_snapshot<D: AsRef<[u8]> + Sync>(
     rows: &mut Vec<Row>,
 ) {
     let threads = &args.threads;
-    let (secs, reps) = (args.seconds, args.reps);
+    let (secs, reps) = (args.seconds, args.reps as usize);
     let single = |set: &[Digest]| {
-        threads
-            .iter()
-            .map(|&n| {
-                measure(n, secs, reps, |t| {
-                    move |r| {
-                        let chunk = chunk_of(set, t, n, r, CHUNK);
-                        let mut hits = 0usize;
-                        for d in chunk {
-                            hits += usize::from(snap.lookup_digest(d).is_some());
-                        }
-                        black_box(hits);
-                        chunk.len()
-                    }
-                })
-            })
-            .collect::<Vec<Rate>>()
+        measure(threads, secs, reps, |t, n| {
+            move |r| {
+                let chunk = chunk_of(set, t, n, r, CHUNK);
+                let mut hits = 0usize;
+                for d in chunk {
+                    hits += usize::from(snap.lookup_digest(d).is_some());
+                }
+                black_box(hits);
+                chunk.len()
+            }
+        })
     };
     let batched = |set: &[Digest]| {
-        threads
-            .iter()
-            .map(|&n| {
-                measure(n, secs, reps, |t| {
-                    let mut out: Vec<Option<RecordId>> = vec![None; BATCH_CALL];
-                    move |r| {
-                        let chunk = chunk_of(set, t, n, r, BATCH_CALL);
-                        snap.lookup_digests(chunk, &mut out[..chunk.len()]);
-                        black_box(&out[..]);
-                        chunk.len()
-                    }
-                })
-            })
-            .collect::<Vec<Rate>>()
+        measure(threads, secs, reps, |t, n| {
+            let mut out: Vec<Option<RecordId>> = vec![None; BATCH_CALL];
+            move |r| {
+                let chunk = chunk_of(set, t, n, r, BATCH_CALL);
+                snap.lookup_digests(chunk, &mut out[..chunk.len()]);
+                black_box(&out[..]);
+                chunk.len()
+            }
+        })
     };
     progress(format!("repute digest lookups{suffix}"));
     rows.push(Row::new(
@@ -212,29 +276,24 @@ fn measure_snapshot<D: AsRef<[u8]> + Sync>(
         single(&w.present),
     ));
     progress(format!("repute URL checks{suffix}"));
-    let urls = threads
-        .iter()
-        .map(|&n| {
-            measure(n, secs, reps, |t| {
-                let mut expressions = Expressions::new();
-                let mut canonicalizer = Canonicalizer::new();
-                let mut url = CanonicalUrl::default();
-                move |r| {
-                    let chunk = chunk_of(&w.urls, t, n, r, 256);
-                    let mut hits = 0usize;
-                    for u in chunk {
-                        if canonicalizer.canonicalize_into(u, &mut url).is_ok() {
-                            if let Ok(Some(_)) = snap.lookup_url(&url, &mut expressions) {
-                                hits += 1;
-                            }
-                        }
+    let urls = measure(threads, secs, reps, |t, n| {
+        let mut expressions = Expressions::new();
+        let mut canonicalizer = Canonicalizer::new();
+        let mut url = CanonicalUrl::default();
+        move |r| {
+            let chunk = chunk_of(&w.urls, t, n, r, 256);
+            let mut hits = 0usize;
+            for u in chunk {
+                if canonicalizer.canonicalize_into(u, &mut url).is_ok() {
+                    if let Ok(Some(_)) = snap.lookup_url(&url, &mut expressions) {
+                        hits += 1;
                     }
-                    black_box(hits);
-                    chunk.len()
                 }
-            })
-        })
-        .collect();
+            }
+            black_box(hits);
+            chunk.len()
+        }
+    });
     rows.push(Row::new(format!("repute URL checks{suffix}"), "url", urls));
 }
 
@@ -290,7 +349,9 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
                 None => tmp.path().join("bench.snap"),
             };
             let which: Vec<BaselineKind> = args.baselines.clone();
-            if args.keys <= 20_000_000 && which.iter().any(|b| *b != BaselineKind::None) {
+            if (ALONGSIDE_FROM..=ALONGSIDE_UP_TO).contains(&args.keys)
+                && which.iter().any(|b| *b != BaselineKind::None)
+            {
                 let keys = keys.clone();
                 background = Some(std::thread::spawn(move || build_baselines(&keys, &which)));
             }
@@ -306,7 +367,10 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
     }
 
     // Queries: present keys drawn at random, absent keys fresh (of the same kinds).
-    let q = args.queries.max(BATCH_CALL as u64) as usize;
+    let q = args
+        .queries
+        .unwrap_or(n.clamp(1 << 16, 2_000_000))
+        .max(BATCH_CALL as u64) as usize;
     let mut rng = Rng::new(seed, QUERY);
     let present: Vec<Digest> = (0..q).map(|_| keys.get(rng.below(n))).collect();
     let absent: Vec<Digest> = (0..q as u64)
@@ -396,18 +460,49 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
 
     // The memory probe, then repute, per thread count.
     let mut rows = Vec::new();
-    progress("memory probe (1 GiB, 4 KiB pages)");
-    let probe = probe_buffer(seed, false)?;
+    let (big_bytes, big_what) = match args.probe_bytes {
+        Some(b) => (b, "given size"),
+        None => (bytes, "snapshot-sized"),
+    };
+    let filter_bytes = (snap.filter_bytes() as u64).max(4096);
+    progress(format!(
+        "memory probe ({}, {big_what}, 4 KiB pages)",
+        size(big_bytes)
+    ));
+    let probe = probe_buffer(big_bytes, seed, false)?;
     let rates = probe_rates(&probe, &args);
     drop(probe);
-    rows.push(Row::new("memory probe, 4 KiB pages", "probe", rates));
+    rows.push(Row::probe(
+        format!("memory probe, {} ({big_what})", size(big_bytes)),
+        "probe",
+        big_bytes,
+        rates,
+    ));
+    progress(format!(
+        "memory probe ({}, filter-sized)",
+        size(filter_bytes)
+    ));
+    let probe = probe_buffer(filter_bytes, seed, false)?;
+    let rates = probe_rates(&probe, &args);
+    drop(probe);
+    rows.push(Row::probe(
+        format!("memory probe, {} (filter-sized)", size(filter_bytes)),
+        "probe_filter",
+        filter_bytes,
+        rates,
+    ));
     measure_snapshot(&snap, &workload, &args, "", &mut rows);
     if args.hugepages {
-        progress("memory probe (1 GiB, huge pages)");
-        let probe = probe_buffer(seed, true)?;
+        progress(format!("memory probe ({}, huge pages)", size(big_bytes)));
+        let probe = probe_buffer(big_bytes, seed, true)?;
         let rates = probe_rates(&probe, &args);
         drop(probe);
-        rows.push(Row::new("memory probe, huge pages", "probe_huge", rates));
+        rows.push(Row::probe(
+            format!("memory probe, {}, huge pages", size(big_bytes)),
+            "probe_huge",
+            big_bytes,
+            rates,
+        ));
         progress("loading the snapshot into huge pages");
         let t = Instant::now();
         let huge = Snapshot::load_huge_pages(&path).context("cannot load into huge pages")?;
@@ -429,12 +524,19 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
     drop(built);
 
     let ratios = ratios(&rows, &args.threads);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let warnings = plausibility(&rows, cores);
+    for w in &warnings {
+        progress(format!("warning: {w}"));
+    }
     let report = Report {
         seed,
         threads: args.threads.clone(),
         queries_per_set: q as u64,
         seconds_per_run: args.seconds,
-        runs_per_figure: args.reps,
+        runs_per_figure: args.reps as usize,
+        rate_basis: "1 thread: lookups per CPU-second the thread ran; N threads: all threads' \
+                     lookups over the wall time from their common start to the last one's end",
         key_kinds: match &args.snapshot {
             Some(_) => "digests of the given snapshot".into(),
             None => "SHA-256 (generated)".into(),
@@ -444,6 +546,8 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
         baselines_built_alongside_snapshot: concurrent,
         rates_millions_per_second: rows,
         ratios,
+        warnings,
+        cores,
         peak_rss_bytes: peak_rss(),
     };
     let mut stdout = std::io::stdout().lock();
