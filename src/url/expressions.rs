@@ -395,9 +395,17 @@ mod tests {
             let numeric_tld = labels
                 .last()
                 .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_digit()));
+            // The host's own public suffix, which under an exception rule need not be one
+            // on its own (`city.kawasaki.jp` has `kawasaki.jp`, by `!city.kawasaki.jp`).
+            let own = psl::suffix(host.as_bytes())
+                .filter(psl::Suffix::is_known)
+                .map(|s| String::from_utf8_lossy(s.as_bytes()).into_owned());
             for n in (2..labels.len()).rev() {
                 let suffix = labels[labels.len() - n..].join(".");
-                if is_public_suffix(&suffix) || (numeric_tld && is_ip_host(suffix.as_bytes())) {
+                if is_public_suffix(&suffix)
+                    || own.as_deref() == Some(suffix.as_str())
+                    || (numeric_tld && is_ip_host(suffix.as_bytes()))
+                {
                     continue;
                 }
                 hosts.push(suffix);
