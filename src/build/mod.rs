@@ -576,21 +576,12 @@ impl SnapshotBuilder {
             let mut digest_done = 0u64;
             progress(BuildPhase::Digests, 0, digest_total);
             for kind in &digest_kinds {
+                let section = table_layout.section(*kind);
                 let mut table = match table_layout {
                     TableLayout::HomeSlots => {
-                        let section = match kind {
-                            DigestKind::Md5 => SectionKind::Md5Slots,
-                            DigestKind::Sha1 => SectionKind::Sha1Slots,
-                            DigestKind::Sha256 => SectionKind::Sha256Slots,
-                        };
                         TableWriter::begin_slots(&mut out, section, &temp_dir)
                     }
                     TableLayout::BucketIndex => {
-                        let section = match kind {
-                            DigestKind::Md5 => SectionKind::Md5,
-                            DigestKind::Sha1 => SectionKind::Sha1,
-                            DigestKind::Sha256 => SectionKind::Sha256,
-                        };
                         let n = digest_counts[kind.index()];
                         TableWriter::begin(&mut out, section, n, &temp_dir)
                     }

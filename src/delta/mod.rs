@@ -96,11 +96,6 @@ pub struct DeltaSummary {
 }
 
 const TABLES: [SectionKind; 3] = [SectionKind::Md5, SectionKind::Sha1, SectionKind::Sha256];
-const SLOT_TABLES: [SectionKind; 3] = [
-    SectionKind::Md5Slots,
-    SectionKind::Sha1Slots,
-    SectionKind::Sha256Slots,
-];
 const REMOVED: [SectionKind; 3] = [
     SectionKind::Md5Removed,
     SectionKind::Sha1Removed,
@@ -592,7 +587,7 @@ fn apply<A: AsRef<[u8]>, B: AsRef<[u8]>>(
                 .copied()
                 .unwrap_or(0);
             let mut t = if info.result_slot_tables.iter().any(|k| k == kind.as_str()) {
-                TableWriter::begin_slots(&mut f, SLOT_TABLES[i], &temp_dir)
+                TableWriter::begin_slots(&mut f, TableLayout::HomeSlots.section(*kind), &temp_dir)
             } else {
                 TableWriter::begin_with_bits(&mut f, TABLES[i], bits, &temp_dir)
             }

@@ -11,7 +11,7 @@
 //! Both keep entries in fingerprint order, so exports, deltas and merges stream either.
 
 use crate::filter::prefetch;
-use crate::format::{align_up, read_u32, read_u64, FINGERPRINT_SIZE};
+use crate::format::{align_up, read_u32, read_u64, SectionKind, FINGERPRINT_SIZE};
 use crate::{Error, RecordId, Result};
 
 const HEADER: usize = 64;
@@ -27,6 +27,32 @@ pub enum TableLayout {
     /// Rows of fingerprint and record id at computed home slots, sorted, with small gaps
     /// (load 0.8): a hit reads one cache line, sometimes two, at 22-25 bytes per entry.
     HomeSlots,
+}
+
+impl TableLayout {
+    /// The section kind of `kind`'s table in this layout.
+    pub fn section(self, kind: crate::DigestKind) -> SectionKind {
+        use crate::DigestKind::{Md5, Sha1, Sha256};
+        match (self, kind) {
+            (TableLayout::BucketIndex, Md5) => SectionKind::Md5,
+            (TableLayout::BucketIndex, Sha1) => SectionKind::Sha1,
+            (TableLayout::BucketIndex, Sha256) => SectionKind::Sha256,
+            (TableLayout::HomeSlots, Md5) => SectionKind::Md5Slots,
+            (TableLayout::HomeSlots, Sha1) => SectionKind::Sha1Slots,
+            (TableLayout::HomeSlots, Sha256) => SectionKind::Sha256Slots,
+        }
+    }
+
+    /// The layout of a section kind's table: home slots for kinds 20-22, else the bucket
+    /// index (the digest tables of format v1, and deltas' tombstones).
+    pub fn of_section(kind: SectionKind) -> TableLayout {
+        match kind {
+            SectionKind::Md5Slots | SectionKind::Sha1Slots | SectionKind::Sha256Slots => {
+                TableLayout::HomeSlots
+            }
+            _ => TableLayout::BucketIndex,
+        }
+    }
 }
 
 /// Header flag of a home-slot table: slot 0 holds the fingerprint zero (anywhere else,
@@ -298,15 +324,7 @@ impl<'a> FingerprintTable<'a> {
 
     #[inline]
     fn id_at(&self, i: usize) -> RecordId {
-        let w = self.id_width;
-        if w == 0 {
-            return RecordId(self.default_id);
-        }
-        let mut b = [0u8; 4];
-        if let Some(src) = self.ids.get(i * w..i * w + w) {
-            b[..w].copy_from_slice(src);
-        }
-        RecordId(u32::from_le_bytes(b))
+        self.id_from(self.ids, i * self.id_width)
     }
 
     /// The fingerprint in slot `s` of a home-slot table (`None` past the last slot).
@@ -322,19 +340,25 @@ impl<'a> FingerprintTable<'a> {
     /// The record id in slot `s` of a home-slot table.
     #[inline(always)]
     fn slot_id(&self, s: usize) -> RecordId {
+        self.id_from(self.fingerprints, s * self.row + FINGERPRINT_SIZE)
+    }
+
+    /// The `id_width`-byte record id at `at` in `bytes` (the table's default id when the
+    /// width is zero, zero when out of bounds).
+    #[inline(always)]
+    fn id_from(&self, bytes: &[u8], at: usize) -> RecordId {
         let w = self.id_width;
         if w == 0 {
             return RecordId(self.default_id);
         }
-        let at = s * self.row + FINGERPRINT_SIZE;
-        // Four bytes and a mask, not a copy of `w` (which compiles to a call), when the row
-        // is not the last.
-        if let Some(b) = self.fingerprints.get(at..at + 4) {
+        // Four bytes and a mask, not a copy of `w` (which compiles to a call), unless the id
+        // is the last bytes of the slice.
+        if let Some(b) = bytes.get(at..at + 4) {
             let mask = u32::MAX >> (32 - 8 * w as u32);
             return RecordId(u32::from_le_bytes(b.try_into().unwrap_or([0; 4])) & mask);
         }
         let mut b = [0u8; 4];
-        if let Some(src) = self.fingerprints.get(at..at + w) {
+        if let Some(src) = bytes.get(at..at + w) {
             b[..w].copy_from_slice(src);
         }
         RecordId(u32::from_le_bytes(b))
@@ -382,7 +406,7 @@ impl<'a> FingerprintTable<'a> {
                 let b = &window[j * self.row..j * self.row + FINGERPRINT_SIZE];
                 let f = u128::from_be_bytes(b.try_into().unwrap_or([0; 16]));
                 hit = if f == fp { j } else { hit };
-                below &= f < fp && (f != 0 || (h + j == 0 && self.zero_first));
+                below &= f < fp && self.occupied(h + j, f);
             }
             if hit != usize::MAX {
                 return Some(self.slot_id(h + hit));
@@ -813,7 +837,7 @@ impl TableBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{SectionKind, SnapshotFile};
+    use crate::format::SnapshotFile;
     use proptest::prelude::*;
     use std::collections::HashMap;
     use std::io::Read;
@@ -826,10 +850,7 @@ mod tests {
     fn section_as(entries: &[(u128, u32)], records: u32, layout: TableLayout) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let mut out = SnapshotFile::new(tempfile::tempfile().unwrap(), 1).unwrap();
-        let kind = match layout {
-            TableLayout::BucketIndex => SectionKind::Sha256,
-            TableLayout::HomeSlots => SectionKind::Sha256Slots,
-        };
+        let kind = layout.section(crate::DigestKind::Sha256);
         let mut table = match layout {
             TableLayout::BucketIndex => {
                 TableWriter::begin(&mut out, kind, entries.len() as u64, dir.path())

@@ -111,12 +111,6 @@ fn required(layout: &Layout, kind: SectionKind) -> Result<SectionRef> {
 }
 
 const TABLE_KINDS: [SectionKind; 3] = [SectionKind::Md5, SectionKind::Sha1, SectionKind::Sha256];
-/// The same tables in the home-slot layout (a file has at most one of each pair).
-const SLOT_TABLE_KINDS: [SectionKind; 3] = [
-    SectionKind::Md5Slots,
-    SectionKind::Sha1Slots,
-    SectionKind::Sha256Slots,
-];
 const REMOVED_KINDS: [SectionKind; 3] = [
     SectionKind::Md5Removed,
     SectionKind::Sha1Removed,
@@ -125,11 +119,7 @@ const REMOVED_KINDS: [SectionKind; 3] = [
 
 /// The parts of one fingerprint table section, when it parses.
 fn table_parts(bytes: &[u8], kind: SectionKind, section: SectionRef) -> Result<TableParts> {
-    let layout = if SLOT_TABLE_KINDS.contains(&kind) {
-        TableLayout::HomeSlots
-    } else {
-        TableLayout::BucketIndex
-    };
+    let layout = TableLayout::of_section(kind);
     let t = FingerprintTable::parse_as(kind.name(), &bytes[section.range()], layout)?;
     let (index, fingerprints, ids) = t.parts();
     Ok(TableParts {
@@ -162,7 +152,11 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         let metadata = required(&layout, SectionKind::Metadata)?;
         let mut tables = [None, None, None];
         for (i, slot) in tables.iter_mut().enumerate() {
-            let (v1, slots) = (TABLE_KINDS[i], SLOT_TABLE_KINDS[i]);
+            // A file has at most one table of each digest kind, in either layout.
+            let (v1, slots) = (
+                TABLE_KINDS[i],
+                TableLayout::HomeSlots.section(DigestKind::ALL[i]),
+            );
             match (layout.section(v1), layout.section(slots)) {
                 (Some(_), Some(_)) => {
                     return Err(Error::malformed(
