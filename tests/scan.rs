@@ -504,6 +504,8 @@ proptest::proptest! {
         seed in 0u64..1_000_000,
         listed in proptest::collection::vec(proptest::bool::ANY, 6),
     ) {
+        // A snapshot listing no file has no SHA-256 table either: nothing to compute.
+        proptest::prop_assume!(listed.iter().any(|l| *l));
         let (_dir, paths) = random_files(seed, listed.len());
         let sums: Vec<String> = paths.iter().map(|p| oracle("sha256sum", p)).collect();
         let digests: Vec<Digest> = sums
