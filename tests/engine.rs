@@ -467,3 +467,46 @@ fn reload_follows_the_state_directory() {
         .as_ref()
         .is_some_and(|u| !u.ok && u.error.is_some()));
 }
+
+#[test]
+fn layers_loaded_into_huge_pages_answer_as_mapped_ones() {
+    let base: Set = (0..2000).map(|u| (u, (u % 3) as u8)).collect();
+    let s1 = edit(
+        &base,
+        &(0..150)
+            .map(|i| (i * 11, if i % 2 == 0 { None } else { Some(4) }))
+            .chain((0..50).map(|i| (2000 + i, Some(1))))
+            .collect::<Vec<_>>(),
+    );
+    let oracle: HashMap<u32, (Verdict, Option<String>)> =
+        s1.iter().map(|(u, v)| (*u, expected(*v))).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (base_path, deltas) = chain(&[base, s1], dir.path());
+    let options = repute::EngineOptions::default().with_huge_pages(true);
+    #[allow(unsafe_code)]
+    // SAFETY: the test's files are not modified while the engine lives (and huge-page
+    // layers are copies, not mappings).
+    let engine = unsafe { Engine::open_with(&base_path, &deltas, options) }.unwrap();
+    let view = engine.load();
+    assert_eq!(view.layers().len(), 2);
+    for layer in view.layers() {
+        assert!(
+            matches!(
+                layer.snapshot().storage(),
+                repute::engine::Storage::HugePages(_)
+            ),
+            "a layer was not loaded into huge-page memory"
+        );
+    }
+    for u in 0..2100u32 {
+        assert_eq!(answer(&view, u), oracle.get(&u).cloned(), "key {u}");
+    }
+    // A file that is not a snapshot is refused the same way as when mapped.
+    let bogus = dir.path().join("bogus.snap");
+    std::fs::write(&bogus, b"not a snapshot at all").unwrap();
+    let options = repute::EngineOptions::default().with_huge_pages(true);
+    #[allow(unsafe_code)]
+    // SAFETY: as above.
+    let refused = unsafe { Engine::open_with(&bogus, &[], options) };
+    assert!(refused.is_err());
+}

@@ -53,7 +53,7 @@ use report::{plausibility, print_text, ratios, size, Baseline, Report, Row, Snap
 ///
 /// Probes (independent random 8-byte reads, 16 in flight with prefetch, over a buffer of
 /// random words in 4 KiB pages):
-///   memory probe, big: over a buffer four times the snapshot's size, at most 1 GiB (or
+///   memory probe, big: over a buffer four times the snapshot's size, at most 1 GiB but never smaller than the snapshot (or
 ///     --probe-bytes), so that at 10 M keys and more it reaches past the last-level cache as
 ///     the design's "1 GiB probe" does: what random reads from memory can reach. "present batched / probe"
 ///     says how close known digests come to one memory access each.
@@ -116,7 +116,7 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_count)]
     queries: Option<u64>,
     /// Buffer size of the big memory probe (suffixes k, M, G are powers of 1024, e.g. 1G);
-    /// by default four times the snapshot's size, at most 1 GiB.
+    /// by default four times the snapshot's size, at most 1 GiB, at least the snapshot.
     #[arg(long, value_parser = parse_bytes)]
     probe_bytes: Option<u64>,
     /// Seconds per measurement run.
@@ -463,10 +463,17 @@ pub fn run(args: BenchArgs) -> Result<Outcome> {
     let mut rows = Vec::new();
     let (big_bytes, big_what) = match args.probe_bytes {
         Some(b) => (b, "given size"),
-        None => (
-            bytes.saturating_mul(4).min(1 << 30).max(bytes),
-            "4x the snapshot",
-        ),
+        None => {
+            let b = bytes.saturating_mul(4).min(1 << 30).max(bytes);
+            let what = if b == bytes.saturating_mul(4) {
+                "4x the snapshot"
+            } else if b == bytes {
+                "the snapshot's size"
+            } else {
+                "1 GiB, at most"
+            };
+            (b, what)
+        }
     };
     let filter_bytes = (snap.filter_bytes() as u64).max(4096);
     progress(format!(
