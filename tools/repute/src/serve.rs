@@ -88,6 +88,11 @@ pub struct ServeArgs {
     /// `watch_interval_ms`).
     #[arg(long, value_name = "MS")]
     watch_interval_ms: Option<u64>,
+    /// Load the snapshot into 2 MiB pages instead of mapping it (or the config file's
+    /// `huge_pages = true`): a private copy the size of the files, read at start and at each
+    /// reload, that makes known-key lookups on snapshots of hundreds of MB faster.
+    #[arg(long)]
+    huge_pages: bool,
 }
 
 pub fn run(args: ServeArgs) -> Result<Outcome> {
@@ -111,6 +116,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
     config.statistics_upstream = args.stats_upstream.or(config.statistics_upstream);
     config.updates = args.updates.or(config.updates);
     config.updates_cache = args.updates_cache.or(config.updates_cache);
+    config.huge_pages |= args.huge_pages;
     if let Some(ms) = args.watch_interval_ms {
         config.watch_interval_ms = ms;
     }
@@ -158,7 +164,10 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
 
 async fn serve(config: Config) -> Result<()> {
     let backend = match &config.snapshot {
-        Some(path) => Backend::open(path)?,
+        Some(path) => Backend::open_with(
+            path,
+            repute::EngineOptions::default().with_huge_pages(config.huge_pages),
+        )?,
         None => Backend::empty(),
     };
     let tls = match (&config.tls_cert, &config.tls_key) {

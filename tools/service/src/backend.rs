@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use repute::{Digest, DigestKind, Engine, Metadata, Query, Record, Snapshot, Verdict, View};
+use repute::{
+    Digest, DigestKind, Engine, EngineOptions, Metadata, Query, Record, Snapshot, Verdict, View,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Policy;
@@ -88,6 +90,19 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// How the base layer is held: `mapped`, `memory`, `huge pages`, or `huge pages
+    /// (ordinary pages: the kernel refused the advice)`.
+    pub fn storage(&self) -> &'static str {
+        match self.view.layers().first().map(|l| l.snapshot().storage()) {
+            Some(repute::engine::Storage::Mapped(_)) => "mapped",
+            Some(repute::engine::Storage::HugePages(h)) if h.huge_pages_advised() => "huge pages",
+            Some(repute::engine::Storage::HugePages(_)) => {
+                "huge pages (ordinary pages: the kernel refused the advice)"
+            }
+            Some(repute::engine::Storage::Memory(_)) | None => "memory",
+        }
+    }
+
     /// Every listed digest of one kind whose fingerprint lies in `lo..=hi`, in order, with
     /// its record, as the merged snapshot lists it (deltas included, their removals
     /// applied): what a range query answers.
@@ -205,6 +220,15 @@ impl Backend {
     ///
     /// When it cannot be opened or does not verify.
     pub fn open(path: &Path) -> Result<Backend> {
+        Backend::open_with(path, EngineOptions::default())
+    }
+
+    /// [`Backend::open`] with engine options (huge pages, say); reloads keep them.
+    ///
+    /// # Errors
+    ///
+    /// As [`Backend::open`].
+    pub fn open_with(path: &Path, options: EngineOptions) -> Result<Backend> {
         let stamp = FileStamp::of(path);
         #[allow(unsafe_code)]
         // SAFETY: snapshots and deltas are published by writing a temporary file and
@@ -212,9 +236,9 @@ impl Backend {
         // writers do so); a reload maps the new files while old views stay valid.
         let engine = unsafe {
             if path.is_dir() {
-                Engine::open_state_dir(path)
+                Engine::open_state_dir_with(path, options)
             } else {
-                Engine::open(path, &[])
+                Engine::open_with(path, &[], options)
             }
         }
         .with_context(|| format!("cannot serve {}", path.display()))?;

@@ -410,6 +410,7 @@ impl Service {
                 "keys": keys,
                 "keys_by_kind": md.keys,
                 "feeds": md.feeds.len(),
+                "storage": l.storage(),
             })
         });
         let (state, description) = self.cloud();

@@ -209,6 +209,56 @@ async fn a_replaced_snapshot_file_is_picked_up() {
     assert_eq!(service.status()["snapshot"]["sequence"], 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_loaded_into_huge_pages_is_served_and_reloaded_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("current.snap");
+    std::fs::write(&path, snapshot(1, false)).unwrap();
+    let mapped = Service::new(Config::default(), Backend::open(&path).unwrap()).unwrap();
+    assert_eq!(mapped.status()["snapshot"]["storage"], "mapped");
+    let options = repute::EngineOptions::default().with_huge_pages(true);
+    let service = Service::new(
+        Config {
+            huge_pages: true,
+            ..Config::default()
+        },
+        Backend::open_with(&path, options).unwrap(),
+    )
+    .unwrap();
+    let storage = |s: &Service| {
+        s.status()["snapshot"]["storage"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        storage(&service).starts_with("huge pages"),
+        "{}",
+        storage(&service)
+    );
+    let server = start(service.clone(), None).await;
+    let c = client();
+    let status = |md5: &'static str| {
+        let c = c.clone();
+        let url = format!("{}/lookup/md5/{md5}", server.url());
+        async move { c.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(BAD_MD5).await, 200);
+    assert_eq!(status(NEW_MD5).await, 404);
+    let tmp = dir.path().join(".tmp-next");
+    std::fs::write(&tmp, snapshot(2, true)).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    assert!(service.reload_if_changed().unwrap());
+    assert_eq!(status(NEW_MD5).await, 200, "the reloaded snapshot answers");
+    assert_eq!(service.status()["snapshot"]["sequence"], 2);
+    assert!(
+        storage(&service).starts_with("huge pages"),
+        "a reload keeps the engine's options: {}",
+        storage(&service)
+    );
+    server.stop().await;
+}
+
 /// A channel directory as `repute publish` lays it out (the mirror does not read the
 /// manifest, so its contents only need to be bytes to compare).
 fn channel(dir: &Path) -> (String, Vec<u8>) {
