@@ -375,6 +375,71 @@ fn a_filter_of_zeros_is_refused() {
     });
 }
 
+/// A filter large enough that verify tests membership against a copy of it in huge pages,
+/// and a table long enough to be split into shares between threads: the last key's block
+/// knocked out (found by bisection through the public API) is still found, and the
+/// report is the same on every run.
+#[test]
+fn a_key_knocked_out_of_a_large_filter_is_found_in_the_last_share() {
+    quietly(|| {
+        const N: u64 = 1_200_000;
+        let mut b = SnapshotBuilder::new();
+        b.created(1_700_000_000).bits_per_key(40);
+        let feed = b.add_feed(FeedInfo::new("bad", "hashes", Verdict::Malicious));
+        let mut digests: Vec<Digest> = (0..N)
+            .map(|i| {
+                let mut bytes = [0u8; 32];
+                for (j, chunk) in bytes.chunks_mut(8).enumerate() {
+                    let x = (i * 4 + j as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    chunk.copy_from_slice(&(x ^ (x >> 29)).to_le_bytes());
+                }
+                Digest::from_bytes(&bytes).unwrap()
+            })
+            .collect();
+        for d in &digests {
+            b.add_digest(feed, *d, RecordSpec::default());
+        }
+        let bytes = b.to_bytes().unwrap();
+        Snapshot::open(&bytes[..]).unwrap().verify().unwrap();
+        let (_, offset, length) = section(&bytes, FILTER);
+        assert!(length > 4 << 20, "the filter is {length} bytes");
+
+        // The last key in table order; narrow down to the 64-byte block that holds it.
+        digests.sort_by_key(|d| d.as_bytes().to_vec());
+        let last = *digests.last().unwrap();
+        let (mut lo, mut hi) = (offset + 64, offset + length);
+        while hi - lo > 64 {
+            let mid = lo + ((hi - lo) / 2) / 64 * 64;
+            let mut cut = bytes.clone();
+            cut[lo..mid].fill(0);
+            if Snapshot::open(&cut[..]).unwrap().filter_may_contain(&last) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let mut forged = bytes.clone();
+        forged[lo..hi].fill(0);
+        reseal(&mut forged, FILTER);
+        let snap = Snapshot::open(&forged[..]).unwrap();
+        assert!(!snap.filter_may_contain(&last));
+        // Only the few keys that share the block are out.
+        let out = digests
+            .iter()
+            .filter(|d| !snap.filter_may_contain(d))
+            .count();
+        assert!((1..200).contains(&out), "{out} keys out");
+        let err = snap.verify().unwrap_err().to_string();
+        assert!(
+            err.contains("filter") && err.contains("sha256 entry at position"),
+            "{err}"
+        );
+        for _ in 0..3 {
+            assert_eq!(snap.verify().unwrap_err().to_string(), err);
+        }
+    });
+}
+
 /// A mutation of one section: a byte set, a byte flipped, or a little-endian u32 changed
 /// (offsets, counts, ids and deltas are stored that way).
 #[derive(Debug, Clone)]

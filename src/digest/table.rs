@@ -638,9 +638,25 @@ impl<'a> FingerprintTable<'a> {
 
     /// Iterates over all (fingerprint, record id) pairs in order.
     pub fn iter(&self) -> TableIter<'a> {
+        self.iter_positions(0..self.positions())
+    }
+
+    /// How many positions the table has: entries for a bucket-index table, slots for a
+    /// home-slot one.
+    pub(crate) fn positions(&self) -> usize {
+        match self.layout {
+            TableLayout::BucketIndex => self.count,
+            TableLayout::HomeSlots => self.slots,
+        }
+    }
+
+    /// The entries at positions `range` (see [`FingerprintTable::positions`]), in order: a
+    /// share of the table for one thread.
+    pub(crate) fn iter_positions(&self, range: std::ops::Range<usize>) -> TableIter<'a> {
         TableIter {
             table: *self,
-            at: 0,
+            at: range.start,
+            end: range.end.min(self.positions()),
         }
     }
 
@@ -774,6 +790,14 @@ impl FingerprintTable<'_> {
 pub struct TableIter<'a> {
     table: FingerprintTable<'a>,
     at: usize,
+    end: usize,
+}
+
+impl TableIter<'_> {
+    /// The position (entry or slot) of the entry the last `next` returned.
+    pub(crate) fn last_position(&self) -> usize {
+        self.at.saturating_sub(1)
+    }
 }
 
 impl Iterator for TableIter<'_> {
@@ -783,14 +807,14 @@ impl Iterator for TableIter<'_> {
     fn next(&mut self) -> Option<(u128, RecordId)> {
         let t = &self.table;
         if t.layout == TableLayout::BucketIndex {
-            if self.at >= t.count {
+            if self.at >= self.end {
                 return None;
             }
             let i = self.at;
             self.at += 1;
             return Some((t.fingerprint_at(i), t.id_at(i)));
         }
-        while self.at < t.slots {
+        while self.at < self.end {
             let s = self.at;
             self.at += 1;
             let f = t.slot_fp(s)?;
@@ -924,6 +948,25 @@ mod tests {
             let v1 = section_as(&entries, 300, TableLayout::BucketIndex);
             let v1 = FingerprintTable::parse("test", &v1).unwrap();
             prop_assert!(v1.iter().eq(table.iter()));
+            // Shares of positions (as verify splits a table between threads) together
+            // hold every entry once, in order, each at a position inside its share.
+            for t in [&table, &v1] {
+                let share = 1 + (entries.len() / 5).max(1) % 97;
+                let mut joined = Vec::new();
+                let mut last = None;
+                for from in (0..t.positions()).step_by(share) {
+                    let to = from + share;
+                    let mut it = t.iter_positions(from..to);
+                    while let Some((f, id)) = it.next() {
+                        let p = it.last_position();
+                        prop_assert!((from..to.min(t.positions())).contains(&p));
+                        prop_assert!(last.is_none_or(|l| l < p));
+                        last = Some(p);
+                        joined.push((f, id.0));
+                    }
+                }
+                prop_assert_eq!(&joined, &entries);
+            }
         }
 
         #[test]

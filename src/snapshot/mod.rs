@@ -319,13 +319,24 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         /// One independent pass: its cost (about the bytes it reads, for scheduling the
         /// largest first), and the check, which returns the first error it finds with that
         /// error's rank in the order a one-after-the-other verify would meet it.
-        type Check<'s> = Box<dyn Fn() -> std::result::Result<(), (usize, Error)> + Sync + 's>;
+        type Check<'s> = Box<dyn Fn() -> std::result::Result<(), (Rank, Error)> + Sync + 's>;
+        /// A pass's place in that order, then a place within the pass (the membership
+        /// passes' shares: the first share's error comes first).
+        type Rank = (usize, usize);
 
         // The passes share the bytes and views, never `self` (whose storage need not be
         // `Sync`).
         let bytes = self.data.as_ref();
         let v = &self.views();
-        let filter = self.filter();
+        // The membership passes read the filter at random, one TLB miss per key with 4 KiB
+        // pages once it outgrows the TLB's reach: test against a copy in huge pages.
+        let filter_copy = (self.filter().size_bytes() >= 4 << 20)
+            .then(|| HugePageMemory::copy_of(self.filter().body()).ok())
+            .flatten();
+        let filter = match &filter_copy {
+            Some(copy) => BlockedBloom::from_parts(copy.as_ref(), self.filter().blocks()),
+            None => self.filter(),
+        };
         let layout = &self.layout;
         let sections = &layout.sections;
         let urls = self.sections.urls;
@@ -339,7 +350,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         let table_rank = file_rank + 3;
         let member_rank = table_rank + v.tables.len();
         let url_rank = member_rank + v.tables.len();
-        let at = |rank: usize| move |e: Error| (rank, e);
+        let at = |rank: usize| move |e: Error| ((rank, 0), e);
 
         let mut passes: Vec<(usize, Check<'_>)> = Vec::new();
         for (rank, s) in sections.iter().enumerate() {
@@ -369,43 +380,52 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                 Box::new(move || t.verify(v.records.len()).map_err(at(table_rank + i))),
             ));
             // Every entry passes the filter: blocks are read at random, so fetch a group's
-            // blocks ahead of testing them.
-            passes.push((
-                t.len() * 64,
-                Box::new(move || {
-                    const GROUP: usize = 32;
-                    let kind = DigestKind::ALL[i % 3];
-                    let mut hashes = [crate::filter::KeyHash(0); GROUP];
-                    let mut entries = t.iter();
-                    let mut base = 0usize;
-                    loop {
-                        let mut n = 0;
-                        for (fp, _) in entries.by_ref().take(GROUP) {
-                            let h = crate::digest::fingerprint_hash(kind, fp);
-                            crate::filter::prefetch(filter.block_ptr(h));
-                            hashes[n] = h;
-                            n += 1;
-                        }
-                        if n == 0 {
-                            return Ok(());
-                        }
-                        if let Some(j) = hashes[..n].iter().position(|h| !filter.may_contain(*h)) {
-                            return Err((
-                                member_rank + i,
-                                Error::malformed(
-                                    "filter",
-                                    format!(
-                                        "{} entry {} is not in the filter",
-                                        kind.as_str(),
-                                        base + j
+            // blocks ahead of testing them. In shares, so that both cores take part in the
+            // longest pass.
+            const SHARE: usize = 1 << 20;
+            let positions = t.positions();
+            for from in (0..positions).step_by(SHARE) {
+                let to = (from + SHARE).min(positions);
+                passes.push((
+                    (to - from) * 64,
+                    Box::new(move || {
+                        const GROUP: usize = 32;
+                        let kind = DigestKind::ALL[i % 3];
+                        let mut hashes = [crate::filter::KeyHash(0); GROUP];
+                        let mut at = [0usize; GROUP];
+                        let mut entries = t.iter_positions(from..to);
+                        loop {
+                            let mut n = 0;
+                            while n < GROUP {
+                                let Some((fp, _)) = entries.next() else { break };
+                                let h = crate::digest::fingerprint_hash(kind, fp);
+                                crate::filter::prefetch(filter.block_ptr(h));
+                                hashes[n] = h;
+                                at[n] = entries.last_position();
+                                n += 1;
+                            }
+                            if n == 0 {
+                                return Ok(());
+                            }
+                            if let Some(j) =
+                                hashes[..n].iter().position(|h| !filter.may_contain(*h))
+                            {
+                                return Err((
+                                    (member_rank + i, from),
+                                    Error::malformed(
+                                        "filter",
+                                        format!(
+                                            "the {} entry at position {} is not in the filter",
+                                            kind.as_str(),
+                                            at[j]
+                                        ),
                                     ),
-                                ),
-                            ));
+                                ));
+                            }
                         }
-                        base += n;
-                    }
-                }),
-            ));
+                    }),
+                ));
+            }
         }
         if let Some(s) = urls {
             let checksum_rank = sections.iter().position(|x| *x == s).unwrap_or(0);
@@ -441,7 +461,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             .map_or(1, |n| n.get())
             .min(passes.len());
         let next = AtomicUsize::new(0);
-        let first: Mutex<Option<(usize, Error)>> = Mutex::new(None);
+        let first: Mutex<Option<(Rank, Error)>> = Mutex::new(None);
         let work = || loop {
             let Some((_, check)) = passes.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 return;

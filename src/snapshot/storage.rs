@@ -78,6 +78,51 @@ pub struct HugePageMemory {
 }
 
 impl HugePageMemory {
+    /// `len` zero bytes in anonymous memory aligned to 2 MiB and advised (before the first
+    /// touch, so that the first writes fault in huge pages) to use transparent huge pages.
+    ///
+    /// # Errors
+    ///
+    /// When that much memory cannot be mapped.
+    pub(crate) fn zeroed(len: usize) -> std::io::Result<HugePageMemory> {
+        let total = len
+            .checked_next_multiple_of(HUGE_PAGE)
+            .and_then(|n| n.checked_add(HUGE_PAGE))
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::OutOfMemory, "too large to allocate")
+            })?;
+        let map = memmap2::MmapMut::map_anon(total)?;
+        let address = map.as_ptr() as usize;
+        let start = address.next_multiple_of(HUGE_PAGE) - address;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let advised = map.advise(memmap2::Advice::HugePage).is_ok();
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let advised = false;
+        Ok(HugePageMemory {
+            map,
+            start,
+            len,
+            advised,
+        })
+    }
+
+    /// A copy of `bytes` in huge-page memory ([`HugePageMemory::zeroed`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`HugePageMemory::zeroed`].
+    pub(crate) fn copy_of(bytes: &[u8]) -> std::io::Result<HugePageMemory> {
+        let mut memory = HugePageMemory::zeroed(bytes.len())?;
+        memory.as_mut().copy_from_slice(bytes);
+        Ok(memory)
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        self.map
+            .get_mut(self.start..self.start + self.len)
+            .unwrap_or(&mut [])
+    }
+
     /// Whether the kernel accepted the huge page advice (`madvise(MADV_HUGEPAGE)`). Whether
     /// it actually found huge pages shows in `AnonHugePages` of `/proc/meminfo`.
     pub fn huge_pages_advised(&self) -> bool {
@@ -130,26 +175,10 @@ impl Snapshot<HugePageMemory> {
             )
         };
         let len = usize::try_from(len).map_err(|_| too_big())?;
-        let total = len
-            .checked_next_multiple_of(HUGE_PAGE)
-            .and_then(|n| n.checked_add(HUGE_PAGE))
-            .ok_or_else(too_big)?;
-        let mut map = memmap2::MmapMut::map_anon(total).map_err(|e| Error::io(path, e))?;
-        let address = map.as_ptr() as usize;
-        let start = address.next_multiple_of(HUGE_PAGE) - address;
-        // Advise before the first touch, so that the page faults of the copy below allocate
-        // huge pages directly.
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        let advised = map.advise(memmap2::Advice::HugePage).is_ok();
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        let advised = false;
-        let target = map.get_mut(start..start + len).ok_or_else(too_big)?;
-        (&file).read_exact(target).map_err(|e| Error::io(path, e))?;
-        Snapshot::open(HugePageMemory {
-            map,
-            start,
-            len,
-            advised,
-        })
+        let mut memory = HugePageMemory::zeroed(len).map_err(|e| Error::io(path, e))?;
+        (&file)
+            .read_exact(memory.as_mut())
+            .map_err(|e| Error::io(path, e))?;
+        Snapshot::open(memory)
     }
 }
