@@ -53,10 +53,11 @@ use report::{plausibility, print_text, ratios, size, Baseline, Report, Row, Snap
 ///
 /// Probes (independent random 8-byte reads, 16 in flight with prefetch, over a buffer of
 /// random words in 4 KiB pages):
-///   memory probe, big: over a buffer four times the snapshot's size, at most 1 GiB but never smaller than the snapshot (or
-///     --probe-bytes), so that at 10 M keys and more it reaches past the last-level cache as
-///     the design's "1 GiB probe" does: what random reads from memory can reach. "present batched / probe"
-///     says how close known digests come to one memory access each.
+///   memory probe, big: over a buffer four times the snapshot's size, at most 1 GiB but
+///     never smaller than the snapshot (or --probe-bytes), so that at 10 M keys and more it
+///     reaches past the last-level cache as the design's "1 GiB probe" does: what random
+///     reads from memory can reach. "present batched / probe" says how close known digests
+///     come to one memory access each.
 ///   memory probe, filter-sized: over a buffer the size of the snapshot's filter, which is
 ///     all that an unknown digest should touch. "absent batched / filter-sized probe" >= 1.0
 ///     means unknown digests run at the memory limit of the data they need.
