@@ -234,6 +234,7 @@ const FILTER: u32 = 2;
 const STRINGS: u32 = 3;
 const RECORDS: u32 = 4;
 const URLS: u32 = 32;
+const SHA256_TABLE: u32 = 18;
 
 /// CRC-32C, masked as the `fst` crate stores it.
 fn fst_crc(bytes: &[u8]) -> u32 {
@@ -379,33 +380,42 @@ fn a_filter_of_zeros_is_refused() {
 /// and a table long enough to be split into shares between threads: the last key's block
 /// knocked out (found by bisection through the public API) is still found, and the
 /// report is the same on every run.
+/// Positions per share of verify's table passes (as `Snapshot::verify` splits them).
+const SHARE: usize = 1 << 20;
+
+/// A snapshot of 1.2 M SHA-256 keys with a filter over 4 MiB, and its keys in table order.
+fn large_snapshot() -> (Vec<u8>, Vec<Digest>) {
+    const N: u64 = 1_200_000;
+    let mut b = SnapshotBuilder::new();
+    b.created(1_700_000_000).bits_per_key(40);
+    let feed = b.add_feed(FeedInfo::new("bad", "hashes", Verdict::Malicious));
+    let mut digests: Vec<Digest> = (0..N)
+        .map(|i| {
+            let mut bytes = [0u8; 32];
+            for (j, chunk) in bytes.chunks_mut(8).enumerate() {
+                let x = (i * 4 + j as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                chunk.copy_from_slice(&(x ^ (x >> 29)).to_le_bytes());
+            }
+            Digest::from_bytes(&bytes).unwrap()
+        })
+        .collect();
+    for d in &digests {
+        b.add_digest(feed, *d, RecordSpec::default());
+    }
+    let bytes = b.to_bytes().unwrap();
+    Snapshot::open(&bytes[..]).unwrap().verify().unwrap();
+    digests.sort_by_key(|d| d.as_bytes().to_vec());
+    (bytes, digests)
+}
+
 #[test]
 fn a_key_knocked_out_of_a_large_filter_is_found_in_the_last_share() {
     quietly(|| {
-        const N: u64 = 1_200_000;
-        let mut b = SnapshotBuilder::new();
-        b.created(1_700_000_000).bits_per_key(40);
-        let feed = b.add_feed(FeedInfo::new("bad", "hashes", Verdict::Malicious));
-        let mut digests: Vec<Digest> = (0..N)
-            .map(|i| {
-                let mut bytes = [0u8; 32];
-                for (j, chunk) in bytes.chunks_mut(8).enumerate() {
-                    let x = (i * 4 + j as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                    chunk.copy_from_slice(&(x ^ (x >> 29)).to_le_bytes());
-                }
-                Digest::from_bytes(&bytes).unwrap()
-            })
-            .collect();
-        for d in &digests {
-            b.add_digest(feed, *d, RecordSpec::default());
-        }
-        let bytes = b.to_bytes().unwrap();
-        Snapshot::open(&bytes[..]).unwrap().verify().unwrap();
+        let (bytes, digests) = large_snapshot();
         let (_, offset, length) = section(&bytes, FILTER);
         assert!(length > 4 << 20, "the filter is {length} bytes");
 
         // The last key in table order; narrow down to the 64-byte block that holds it.
-        digests.sort_by_key(|d| d.as_bytes().to_vec());
         let last = *digests.last().unwrap();
         let (mut lo, mut hi) = (offset + 64, offset + length);
         while hi - lo > 64 {
@@ -436,6 +446,64 @@ fn a_key_knocked_out_of_a_large_filter_is_found_in_the_last_share() {
         );
         for _ in 0..3 {
             assert_eq!(snap.verify().unwrap_err().to_string(), err);
+        }
+    });
+}
+
+/// Verify checks a large table's structure in shares, testing each share's entries against
+/// the filter as it reads them. Two entries swapped across the first share boundary are
+/// caught there (the second share starts from the entry before it), and the error is the
+/// one the whole-table check gives, even with keys of the first share knocked out of the
+/// filter as well: a structure error comes before a filter error.
+#[test]
+fn an_entry_out_of_order_at_a_share_boundary_is_found_before_filter_errors() {
+    quietly(|| {
+        let (bytes, digests) = large_snapshot();
+        let (_, table, table_len) = section(&bytes, SHA256_TABLE);
+        // Fingerprints are the digests' first 16 bytes, stored in order.
+        let at = |i: usize| {
+            let fp = &digests[i].as_bytes()[..16];
+            table
+                + bytes[table..table + table_len]
+                    .windows(16)
+                    .position(|w| w == fp)
+                    .expect("fingerprint in the table")
+        };
+        let (a, b) = (at(SHARE - 1), at(SHARE));
+        assert_eq!(b, a + 16, "consecutive fingerprints");
+        let mut forged = bytes.clone();
+        forged[a..a + 16].copy_from_slice(&bytes[b..b + 16]);
+        forged[b..b + 16].copy_from_slice(&bytes[a..a + 16]);
+        reseal(&mut forged, SHA256_TABLE);
+        let whole = |f: &[u8]| {
+            let snap = Snapshot::open(f).unwrap();
+            snap.digest_table(DigestKind::Sha256)
+                .verify(snap.record_count())
+                .unwrap_err()
+                .to_string()
+        };
+        let expected = whole(&forged);
+        assert!(
+            expected.contains("1048575") || expected.contains("1048576"),
+            "{expected}"
+        );
+        assert_eq!(
+            Snapshot::open(&forged[..])
+                .unwrap()
+                .verify()
+                .unwrap_err()
+                .to_string(),
+            expected
+        );
+
+        // The first quarter of the filter zeroed too: keys of the first share fail it.
+        let (_, filter, filter_len) = section(&forged, FILTER);
+        forged[filter + 64..filter + 64 + filter_len / 4].fill(0);
+        reseal(&mut forged, FILTER);
+        let snap = Snapshot::open(&forged[..]).unwrap();
+        assert!(!digests[..SHARE].iter().all(|d| snap.filter_may_contain(d)));
+        for _ in 0..3 {
+            assert_eq!(snap.verify().unwrap_err().to_string(), expected);
         }
     });
 }

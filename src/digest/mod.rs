@@ -65,7 +65,7 @@ impl DigestKind {
         self as usize
     }
 
-    fn seed(self) -> u64 {
+    pub(crate) fn seed(self) -> u64 {
         match self {
             DigestKind::Md5 => 0x6d64_3500_0000_0001,
             DigestKind::Sha1 => 0x7368_6131_0000_0002,

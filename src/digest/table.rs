@@ -80,6 +80,8 @@ const LINEAR_SCAN_MAX: usize = 16;
 const LINEAR_PROBE_MAX: usize = 16;
 /// Slots from the home a home-slot lookup compares at once.
 const PROBE_WINDOW: usize = 4;
+/// Entries ahead of the one being read that a pass in order over a table asks for (2 KiB).
+const READ_AHEAD: usize = 128;
 
 /// A read-only view of one digest kind's table inside a snapshot.
 #[derive(Debug, Clone, Copy)]
@@ -668,10 +670,22 @@ impl<'a> FingerprintTable<'a> {
         if self.layout == TableLayout::HomeSlots {
             return self.verify_slots(records);
         }
-        if self.index.is_empty() && self.count == 0 {
-            // The placeholder for a kind the snapshot has no section for.
+        if self.is_placeholder() {
             return Ok(());
         }
+        self.verify_index()?;
+        self.verify_entries(records, 0..self.count, |_, _| {})?;
+        self.verify_default_id(records)
+    }
+
+    /// Whether this is the placeholder for a kind the snapshot has no section for.
+    pub(crate) fn is_placeholder(&self) -> bool {
+        self.layout == TableLayout::BucketIndex && self.index.is_empty() && self.count == 0
+    }
+
+    /// The bucket index of a bucket-index table: monotonic, within the entries, and ending
+    /// at the entry count.
+    pub(crate) fn verify_index(&self) -> Result<()> {
         let buckets = 1usize << self.bucket_bits;
         let mut prev_start = 0usize;
         for b in 0..=buckets {
@@ -690,9 +704,49 @@ impl<'a> FingerprintTable<'a> {
                 "bucket index does not end at the entry count",
             ));
         }
-        let mut prev: Option<u128> = None;
-        let mut bucket = 0usize;
-        for i in 0..self.count {
+        Ok(())
+    }
+
+    /// The entries at positions `range` of a bucket-index table: each greater than the one
+    /// before it (the one before the range included), in the bucket the index puts it in,
+    /// and naming a record below `records`. `each` sees every entry that passes, with its
+    /// position, so that other checks can ride on this one read of the entries.
+    ///
+    /// A share of [`FingerprintTable::verify`]: over consecutive ranges covering the table,
+    /// after [`FingerprintTable::verify_index`], the first error is the one a whole check
+    /// meets. Over a damaged index it still ends, with an error or without.
+    pub(crate) fn verify_entries(
+        &self,
+        records: u32,
+        range: std::ops::Range<usize>,
+        mut each: impl FnMut(usize, u128),
+    ) -> Result<()> {
+        let range = range.start.min(self.count)..range.end.min(self.count);
+        let buckets = 1usize << self.bucket_bits;
+        let bucket_end = |b: usize| read_u32(self.index, (b + 1) * 4).unwrap_or(0) as usize;
+        // The bucket an entry-by-entry walk from the first entry would be in here (for a
+        // monotonic index).
+        let mut bucket = {
+            let (mut lo, mut hi) = (0usize, buckets);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if bucket_end(mid) <= range.start {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        };
+        let mut prev = range.start.checked_sub(1).map(|i| self.fingerprint_at(i));
+        for i in range {
+            if i % 4 == 0 {
+                // The entries are read in order, but over pages the hardware prefetcher
+                // does not follow from one to the next: ask for the lines ahead.
+                if let Some(ahead) = self.fingerprints.get((i + READ_AHEAD) * FINGERPRINT_SIZE..) {
+                    prefetch(ahead.as_ptr());
+                }
+            }
             let fp = self.fingerprint_at(i);
             if prev.is_some_and(|p| p >= fp) {
                 return Err(Error::malformed(
@@ -702,7 +756,7 @@ impl<'a> FingerprintTable<'a> {
             }
             prev = Some(fp);
             let b = bucket_of(fp, self.bucket_bits);
-            while read_u32(self.index, (bucket + 1) * 4).unwrap_or(0) as usize <= i {
+            while bucket < buckets && bucket_end(bucket) <= i {
                 bucket += 1;
             }
             if b != bucket {
@@ -717,7 +771,13 @@ impl<'a> FingerprintTable<'a> {
                     format!("entry {i} names a missing record"),
                 ));
             }
+            each(i, fp);
         }
+        Ok(())
+    }
+
+    /// A table without record ids names its one record by default: that record exists.
+    pub(crate) fn verify_default_id(&self, records: u32) -> Result<()> {
         if self.id_width == 0 && self.count > 0 && self.default_id >= records {
             return Err(Error::malformed(
                 self.name,

@@ -13,6 +13,9 @@
 use crate::format::{read_u32, read_u64};
 use crate::{Error, Result};
 
+mod wide;
+pub(crate) use wide::{fingerprint_hashes, MembershipCheck};
+
 /// Bytes per block: one cache line.
 pub const BLOCK_BYTES: usize = 64;
 /// Filter section header size.

@@ -1,6 +1,6 @@
 //! O(1) validation of a snapshot's header, section table and trailer.
 
-use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
+use twox_hash::{XxHash3_128, XxHash3_64};
 
 use super::*;
 use crate::{Error, Result};
@@ -66,7 +66,7 @@ impl Layout {
             return Err(truncated("section table", header_len, len));
         }
         let stored = read_u64(bytes, table_end).unwrap_or(0);
-        let found = xxh3_64(&bytes[..table_end]);
+        let found = XxHash3_64::oneshot(&bytes[..table_end]);
         if stored != found {
             // A damaged header can make any field look wrong; report the version only when
             // the header is intact, so a bit flip is not mistaken for a newer format.
@@ -187,7 +187,7 @@ impl Layout {
         let body = bytes
             .get(s.range())
             .ok_or_else(|| truncated(s.kind.name(), s.offset + s.length, bytes.len()))?;
-        let found = xxh3_64(body);
+        let found = XxHash3_64::oneshot(body);
         if found != s.checksum {
             return Err(Error::Checksum {
                 section: s.kind.name(),
@@ -208,7 +208,7 @@ impl Layout {
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| Error::malformed("trailer", "short digest"))?,
         );
-        let found = xxh3_128(bytes.get(..trailer_at).unwrap_or_default());
+        let found = XxHash3_128::oneshot(bytes.get(..trailer_at).unwrap_or_default());
         if stored != found {
             return Err(Error::Checksum {
                 section: "file digest (trailer)",

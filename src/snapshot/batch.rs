@@ -2,7 +2,7 @@
 //! optional layers that see each key first.
 
 use super::Snapshot;
-use crate::filter::{prefetch, FilterProbe, KeyHash};
+use crate::filter::{fingerprint_hashes, prefetch, FilterProbe, KeyHash};
 use crate::{Digest, DigestKind, RecordId};
 
 /// Lookups interleaved per batch step.
@@ -192,23 +192,37 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                 let at = g * BATCH;
                 let mut live = 0u32;
                 let mut decided = 0u32;
-                for i in 0..group.len {
-                    let kind = group.kinds[i] as usize % 3;
-                    if O::ACTIVE {
-                        let answer =
-                            overlay.decide(DigestKind::ALL[kind], group.fps[i], group.hashes[i]);
-                        if let Some(answer) = answer {
-                            out[at + i] = answer;
-                            decided |= 1 << i;
-                            continue;
+                if !O::ACTIVE && group.filtered {
+                    // The filter alone: all the group's blocks tested at once.
+                    live = filter.contains_mask(&group.hashes[..group.len]);
+                    for i in 0..group.len {
+                        if live & (1 << i) != 0 {
+                            let kind = group.kinds[i] as usize % 3;
+                            prefetch(tables[kind].index_ptr(group.fps[i]));
                         }
                     }
-                    if !group.filtered {
-                        // Bypassing the filter: the index entry was prefetched in stage 1.
-                        live |= 1 << i;
-                    } else if filter.may_contain(group.hashes[i]) {
-                        live |= 1 << i;
-                        prefetch(tables[kind].index_ptr(group.fps[i]));
+                } else {
+                    for i in 0..group.len {
+                        let kind = group.kinds[i] as usize % 3;
+                        if O::ACTIVE {
+                            let answer = overlay.decide(
+                                DigestKind::ALL[kind],
+                                group.fps[i],
+                                group.hashes[i],
+                            );
+                            if let Some(answer) = answer {
+                                out[at + i] = answer;
+                                decided |= 1 << i;
+                                continue;
+                            }
+                        }
+                        if !group.filtered {
+                            // Bypassing the filter: the index entry was prefetched in stage 1.
+                            live |= 1 << i;
+                        } else if filter.may_contain(group.hashes[i]) {
+                            live |= 1 << i;
+                            prefetch(tables[kind].index_ptr(group.fps[i]));
+                        }
                     }
                 }
                 group.live = live;
@@ -220,22 +234,36 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                 let group = &mut ring[step % STAGES];
                 let at = step * BATCH;
                 let keys = &digests[at..digests.len().min(at + BATCH)];
-                group.len = keys.len();
+                let n = keys.len();
+                group.len = n;
                 group.filtered = !bypass;
                 for (i, d) in keys.iter().enumerate() {
-                    let fp = d.fingerprint();
-                    group.fps[i] = fp;
+                    group.fps[i] = d.fingerprint();
                     group.kinds[i] = d.kind().index() as u8;
-                    if O::ACTIVE || !bypass {
-                        let hash = crate::digest::fingerprint_hash(d.kind(), fp);
-                        group.hashes[i] = hash;
-                        overlay.prefetch(hash);
-                        if !bypass {
-                            prefetch(filter.block_ptr(hash));
+                }
+                if O::ACTIVE || !bypass {
+                    let first = group.kinds[0];
+                    if group.kinds[..n].iter().all(|k| *k == first) {
+                        // One kind (the usual batch): hashed several at a time.
+                        let kind = DigestKind::ALL[first as usize % 3];
+                        fingerprint_hashes(kind, &group.fps[..n], &mut group.hashes);
+                    } else {
+                        for i in 0..n {
+                            let kind = DigestKind::ALL[group.kinds[i] as usize % 3];
+                            group.hashes[i] = crate::digest::fingerprint_hash(kind, group.fps[i]);
                         }
                     }
-                    if bypass {
-                        prefetch(tables[d.kind().index()].index_ptr(fp));
+                    for hash in &group.hashes[..n] {
+                        overlay.prefetch(*hash);
+                        if !bypass {
+                            prefetch(filter.block_ptr(*hash));
+                        }
+                    }
+                }
+                if bypass {
+                    for i in 0..n {
+                        let kind = group.kinds[i] as usize % 3;
+                        prefetch(tables[kind].index_ptr(group.fps[i]));
                     }
                 }
             }

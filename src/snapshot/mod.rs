@@ -2,10 +2,10 @@
 
 use std::sync::OnceLock;
 
-use xxhash_rust::xxh3::xxh3_64;
+use twox_hash::XxHash3_64;
 
 use crate::digest::{FingerprintTable, TableLayout, TableParams};
-use crate::filter::BlockedBloom;
+use crate::filter::{BlockedBloom, MembershipCheck};
 use crate::format::{Layout, RecordTable, SectionKind, SectionRef, StringTable};
 use crate::url::{expression_hash, Expressions, UrlTable};
 use crate::{Digest, DigestKind, Error, Metadata, Query, Record, RecordId, Result};
@@ -375,54 +375,72 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             }),
         ));
         for (i, t) in v.tables.iter().enumerate() {
-            passes.push((
-                t.len() * 20,
-                Box::new(move || t.verify(v.records.len()).map_err(at(table_rank + i))),
-            ));
-            // Every entry passes the filter: blocks are read at random, so fetch a group's
-            // blocks ahead of testing them. In shares, so that both cores take part in the
-            // longest pass.
+            let kind = DigestKind::ALL[i % 3];
+            let records = v.records.len();
+            let not_in_filter = move |from: usize, position: usize| {
+                (
+                    (member_rank + i, from),
+                    Error::malformed(
+                        "filter",
+                        format!(
+                            "the {} entry at position {position} is not in the filter",
+                            kind.as_str()
+                        ),
+                    ),
+                )
+            };
+            // Every entry passes the filter. Blocks are read at random, so each group's
+            // are fetched ahead of testing them; in shares, so that both cores take part.
             const SHARE: usize = 1 << 20;
             let positions = t.positions();
-            for from in (0..positions).step_by(SHARE) {
-                let to = (from + SHARE).min(positions);
+            if t.layout() == TableLayout::HomeSlots {
                 passes.push((
-                    (to - from) * 64,
+                    t.len() * 20,
+                    Box::new(move || t.verify(records).map_err(at(table_rank + i))),
+                ));
+                for from in (0..positions).step_by(SHARE) {
+                    let to = (from + SHARE).min(positions);
+                    passes.push((
+                        (to - from) * 64,
+                        Box::new(move || {
+                            let mut check = MembershipCheck::new(filter, kind);
+                            let mut entries = t.iter_positions(from..to);
+                            while let Some((fp, _)) = entries.next() {
+                                check.push(entries.last_position(), fp);
+                            }
+                            check
+                                .finish()
+                                .map_or(Ok(()), |p| Err(not_in_filter(from, p)))
+                        }),
+                    ));
+                }
+                continue;
+            }
+            // A bucket-index table: its structure checked share by share, each share's
+            // entries tested against the filter as they are read. A structure error in the
+            // table comes before any filter error, as in a whole check: the index first
+            // (in the first share), then the entries by position, then the default id (in
+            // the last share).
+            let structure = move |place: usize| move |e: Error| ((table_rank + i, place), e);
+            let shares = positions.max(1).div_ceil(SHARE);
+            for share in 0..shares {
+                let (from, to) = (share * SHARE, ((share + 1) * SHARE).min(positions));
+                passes.push((
+                    (to - from) * 84,
                     Box::new(move || {
-                        const GROUP: usize = 32;
-                        let kind = DigestKind::ALL[i % 3];
-                        let mut hashes = [crate::filter::KeyHash(0); GROUP];
-                        let mut at = [0usize; GROUP];
-                        let mut entries = t.iter_positions(from..to);
-                        loop {
-                            let mut n = 0;
-                            while n < GROUP {
-                                let Some((fp, _)) = entries.next() else { break };
-                                let h = crate::digest::fingerprint_hash(kind, fp);
-                                crate::filter::prefetch(filter.block_ptr(h));
-                                hashes[n] = h;
-                                at[n] = entries.last_position();
-                                n += 1;
-                            }
-                            if n == 0 {
-                                return Ok(());
-                            }
-                            if let Some(j) =
-                                hashes[..n].iter().position(|h| !filter.may_contain(*h))
-                            {
-                                return Err((
-                                    (member_rank + i, from),
-                                    Error::malformed(
-                                        "filter",
-                                        format!(
-                                            "the {} entry at position {} is not in the filter",
-                                            kind.as_str(),
-                                            at[j]
-                                        ),
-                                    ),
-                                ));
-                            }
+                        if share == 0 && !t.is_placeholder() {
+                            t.verify_index().map_err(structure(0))?;
                         }
+                        let mut check = MembershipCheck::new(filter, kind);
+                        t.verify_entries(records, from..to, |p, fp| check.push(p, fp))
+                            .map_err(structure(from + 1))?;
+                        if share + 1 == shares {
+                            t.verify_default_id(records)
+                                .map_err(structure(usize::MAX))?;
+                        }
+                        check
+                            .finish()
+                            .map_or(Ok(()), |p| Err(not_in_filter(from, p)))
                     }),
                 ));
             }
@@ -505,7 +523,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     pub fn metadata(&self) -> Result<Metadata> {
         let section = &self.sections.metadata;
         let bytes = &self.data.as_ref()[section.range()];
-        let found = xxh3_64(bytes);
+        let found = XxHash3_64::oneshot(bytes);
         if found != section.checksum {
             return Err(Error::Checksum {
                 section: SectionKind::Metadata.name(),

@@ -1,6 +1,6 @@
 //! URL and domain lookups: canonicalize, then probe every expression, most specific first.
 
-use xxhash_rust::xxh3::xxh3_64;
+use twox_hash::XxHash3_64;
 
 use super::{Hit, Snapshot};
 use crate::filter::prefetch;
@@ -45,10 +45,11 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         };
         let bytes = &self.data.as_ref()[s.range()];
         let ok = *self.urls_checked.get_or_init(|| {
-            xxh3_64(bytes) == s.checksum && UrlTable::check(bytes, self.record_count()).is_ok()
+            XxHash3_64::oneshot(bytes) == s.checksum
+                && UrlTable::check(bytes, self.record_count()).is_ok()
         });
         if !ok {
-            let found = xxh3_64(bytes);
+            let found = XxHash3_64::oneshot(bytes);
             if found != s.checksum {
                 return Err(Error::Checksum {
                     section: SectionKind::Urls.name(),
